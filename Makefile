@@ -1,0 +1,41 @@
+# passcode-operator: `make test` runs every test, `make demo` starts a local control plane with the
+# operator and examples. Both install what they need (apt packages, the kube-apiserver build).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+DEMO_DIR ?= $(CURDIR)/.demo
+
+.PHONY: help deps control-plane build test lint unit crds demo demo-stop clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+deps: ## install system packages the tests use (apt), toolchain components
+	@hack/deps
+
+control-plane: deps ## install etcd and build kube-apiserver v1.20.2 once (cached in ~/.cache)
+	@hack/control-plane install
+
+build: ## release build of the binary
+	$(CARGO) build --release --locked
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+crds: ## regenerate crds/ from the code
+	$(CARGO) run --quiet --locked -- crds > crds/crds.yaml
+
+test: control-plane lint ## every test: lint, unit, integration against a real kube-apiserver
+	$(CARGO) test --locked --no-fail-fast
+	@hack/no-strays
+
+demo: control-plane ## local control plane + examples; leaves it running
+	@hack/demo up "$(DEMO_DIR)"
+
+demo-stop: ## stop what `make demo` started
+	@hack/demo down "$(DEMO_DIR)"
+
+clean:
+	$(CARGO) clean
+	rm -rf $(DEMO_DIR)

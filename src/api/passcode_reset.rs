@@ -1,0 +1,286 @@
+//! `PasscodeReset`: one request to reset (or clear) the passcode of one device, executed at most
+//! once. Modelled on one-shot Kubernetes objects (Job, cert-manager CertificateRequest): the spec is
+//! immutable and the status is the audit record.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::validation::{
+    DEVICE_NAME_PATTERN, DURATION_PATTERN, SECRET_KEY_PATTERN, SECRET_NAME_PATTERN,
+};
+
+/// A request to reset the passcode of one Android device through the Android Management API.
+/// The spec cannot change once created; create a new PasscodeReset for another attempt.
+// Each printcolumn(...) repeats `type_ = "string"`, which clippy mistakes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "amapi.passcode-operator.io",
+    version = "v1alpha1",
+    kind = "PasscodeReset",
+    plural = "passcoderesets",
+    singular = "passcodereset",
+    namespaced,
+    status = "PasscodeResetStatus",
+    shortname = "pcr",
+    category = "passcode",
+    doc = "A request to reset (or clear) the passcode of one Android device through the Android Management API, carried out at most once.",
+    cel,
+    printcolumn(name = "Device", type_ = "string", json_path = ".spec.device"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(
+    validation = Rule::new("self == oldSelf").message("spec is immutable: create a new PasscodeReset to try again"),
+    validation = Rule::new("!self.requireEntry || has(self.newPasscode)").message("requireEntry needs a newPasscode: there is nothing to enter after clearing the passcode")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PasscodeResetSpec {
+    /// The AMAPI device resource name, `enterprises/{enterpriseId}/devices/{deviceId}`, as shown
+    /// by the EMM console or `devices.list`.
+    #[schemars(regex(pattern = DEVICE_NAME_PATTERN), length(max = 140))]
+    pub device: String,
+
+    /// Where to read the new passcode: a key of a Secret in this namespace. Omit it to clear the
+    /// passcode (only possible when no passcode policy requires one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_passcode: Option<SecretSource>,
+
+    /// Lock the work profile (or, on a fully managed device, the device) right after the reset
+    /// (AMAPI flag LOCK_NOW).
+    #[serde(default)]
+    pub lock_now: bool,
+
+    /// Until the user has entered the new passcode, no other admin may reset it (AMAPI flag
+    /// REQUIRE_ENTRY). Needs newPasscode.
+    #[serde(default)]
+    pub require_entry: bool,
+
+    /// How long the device has to carry out the command before it expires (AMAPI
+    /// Command.duration), as hours, minutes and seconds such as `10m` or `1h30m`; 1m to 168h.
+    /// Default 10m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32), extend("format" = "duration"))]
+    #[x_kube(validation = Rule::new("self >= duration('60s') && self <= duration('168h')").message("expiresAfter must be between 1m and 168h"))]
+    pub expires_after: Option<String>,
+}
+
+/// A reference to the passcode: never put the passcode itself in a spec.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretSource {
+    /// The Secret (in the PasscodeReset's namespace) and the key that holds the passcode. The
+    /// Secret may be created after the PasscodeReset (the reset waits for it).
+    pub secret_key_ref: SecretKeySelector,
+}
+
+/// Selects a key of a Secret in the same namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct SecretKeySelector {
+    /// Name of the Secret.
+    #[schemars(regex(pattern = SECRET_NAME_PATTERN), length(min = 1, max = 253))]
+    pub name: String,
+    /// Key in the Secret's data whose value is the passcode (4 to 16 printable ASCII characters).
+    #[schemars(regex(pattern = SECRET_KEY_PATTERN), length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// Where the reset stands; Succeeded and Failed are final.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Being checked, waiting for its Secret or its turn, or waiting for the device to act.
+    Pending,
+    /// The device carried out the command.
+    Succeeded,
+    /// The reset did not happen and will not be retried; `reason` says why.
+    Failed,
+}
+
+impl Phase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+/// Declares every reason once: its doc (the `kubectl explain` text), its name and its phase.
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $name:ident => $phase:ident,)*) => {
+        /// Why the reset is in its phase. Each reason belongs to exactly one phase.
+        #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+        pub enum Reason {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Reason {
+            /// Every reason, in documentation order.
+            pub const ALL: &[Reason] = &[$(Reason::$name),*];
+
+            /// The phase this reason belongs to.
+            pub fn phase(self) -> Phase {
+                match self { $(Reason::$name => Phase::$phase),* }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Reason::$name => stringify!($name)),* }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// Checking the spec, the device and the passcode.
+    Validating => Pending,
+    /// The referenced Secret or key does not exist yet; looking again with backoff.
+    WaitingForSecret => Pending,
+    /// An older reset of the same device is in flight; this one runs after it.
+    WaitingForDevice => Pending,
+    /// Claimed: the command is being issued.
+    Issuing => Pending,
+    /// The command was issued; waiting for the device to sync and carry it out.
+    AwaitingDevice => Pending,
+    /// A transient error (AMAPI or Kubernetes); trying again with backoff.
+    Retrying => Pending,
+    /// The device set the new passcode.
+    PasscodeReset => Succeeded,
+    /// The device cleared its passcode.
+    PasscodeCleared => Succeeded,
+    /// The spec is malformed (only reachable on API servers that do not enforce the schema).
+    SpecInvalid => Failed,
+    /// The device's enterprise is not one this operator is configured to act on.
+    EnterpriseNotAllowed => Failed,
+    /// AMAPI has no such device.
+    DeviceNotFound => Failed,
+    /// The device is not ACTIVE (disabled, lost, provisioning, deleted).
+    DeviceNotActive => Failed,
+    /// The device is neither a work profile (PROFILE_OWNER) nor fully managed (DEVICE_OWNER).
+    ManagementModeUnsupported => Failed,
+    /// The device runs Android older than 8.0 (API level 26).
+    ApiLevelUnsupported => Failed,
+    /// A passcode policy applies, so the passcode cannot be cleared: give a newPasscode.
+    PasscodeRequired => Failed,
+    /// The new passcode does not meet the requirements; see status.requirements.
+    PasscodeInvalid => Failed,
+    /// The Secret's value cannot be a passcode (empty, not UTF-8).
+    SecretInvalid => Failed,
+    /// The spec changed after the reset was acted on; the change was ignored.
+    SpecChanged => Failed,
+    /// The device did not carry out the command before it expired.
+    CommandExpired => Failed,
+    /// The command was cancelled before the device acted.
+    CommandCancelled => Failed,
+    /// The device refused the command (for example its reset token is not active, or it judged
+    /// the passcode invalid).
+    DeviceRejected => Failed,
+    /// AMAPI refused the operator's credentials access to the enterprise or device.
+    PermissionDenied => Failed,
+    /// A command may or may not have reached the device and it cannot be told which; not retried
+    /// so the device never gets two.
+    OutcomeUnknown => Failed,
+}
+
+/// One line of the passcode checklist. Never contains the passcode or any part of it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct RequirementCheck {
+    /// Stable rule id, e.g. `minimumLength`.
+    #[schemars(length(max = 64))]
+    pub rule: String,
+    /// What the rule asks, for people.
+    #[schemars(length(max = 256))]
+    pub description: String,
+    /// Whether the new passcode meets it.
+    pub met: bool,
+}
+
+/// What the operator saw of the device when it checked it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceSnapshot {
+    /// PROFILE_OWNER (work profile) or DEVICE_OWNER (fully managed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_mode: Option<String>,
+    /// ACTIVE, DISABLED, LOST, PROVISIONING, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Android API level (26 = Android 8.0, 34 = Android 14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_level: Option<i32>,
+    /// The AMAPI policy the device is assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_name: Option<String>,
+    /// The version of that policy the device last applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_policy_version: Option<i64>,
+}
+
+/// The audit record of a reset. Written only by the operator.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasscodeResetStatus {
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pending, Succeeded or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Why it is in this phase (CamelCase); see the README for what to do about each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// What happened, for a help-desk engineer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Ready, Reconciling and Stalled, as kstatus and `kubectl wait` expect.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub conditions: Vec<Condition>,
+    /// The passcode checklist: each requirement that applied and whether it was met.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub requirements: Vec<RequirementCheck>,
+    /// The WorkProfilePasscodePolicy (or policies, comma-separated) that governed the passcode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The device as the operator saw it before issuing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceSnapshot>,
+    /// The AMAPI operation of the issued command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// When the operator claimed the reset, just before issuing the command. A claim without an
+    /// operation means a command may have been sent: the operator never issues a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<Time>,
+    /// When the command was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Time>,
+    /// When the command stops being valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    /// When the reset reached Succeeded or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+}
+
+impl PasscodeReset {
+    /// The status phase, treating a missing status as Pending.
+    pub fn phase(&self) -> Phase {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .unwrap_or(Phase::Pending)
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests against a real kube-apiserver started by the test support.
+
+mod support;
+
+mod crds;
+mod rbac;
