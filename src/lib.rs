@@ -5,3 +5,9 @@ pub mod amapi;
 pub mod api;
 pub mod check;
 pub mod passcode;
+
+/// Installs ring as the process's one rustls crypto provider (idempotent). Every TLS client in
+/// the binary (kube, reqwest, yup-oauth2) then uses the same one.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

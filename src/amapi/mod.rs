@@ -1,1 +1,15 @@
+//! The Android Management API edge: wire models, service-account auth, and a client with one rate
+//! limiter, retries where they are safe, and `issueCommand` never sent twice blindly.
+
+pub mod auth;
+pub mod client;
+pub mod error;
 pub mod model;
+pub mod observe;
+pub mod ratelimit;
+pub mod retry;
+
+pub use auth::ServiceAccount;
+pub use client::{AmapiClient, ClientOptions, DEFAULT_BASE_URL};
+pub use error::AmapiError;
+pub use observe::{NoopObserver, Observer};
