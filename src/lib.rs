@@ -4,7 +4,13 @@
 pub mod amapi;
 pub mod api;
 pub mod check;
+pub mod controller;
+pub mod failpoint;
+pub mod metrics;
 pub mod passcode;
+pub mod reconcile;
+pub mod server;
+pub mod telemetry;
 
 /// Installs ring as the process's one rustls crypto provider (idempotent). Every TLS client in
 /// the binary (kube, reqwest, yup-oauth2) then uses the same one.

@@ -20,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator: reconcile PasscodeResets and WorkProfilePasscodePolicies.
+    Run(RunArgs),
     /// Print both CustomResourceDefinitions as YAML.
     Crds,
     /// Judge a passcode read from stdin against requirements; exit 0 when it passes, 1 when not.
@@ -36,9 +38,85 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Kubeconfig file; without it the in-cluster configuration (or ~/.kube/config) is used.
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Google service-account key (JSON) with access to the Android Management API.
+    #[arg(long, env = "AMAPI_CREDENTIALS", value_name = "FILE")]
+    credentials: PathBuf,
+    /// AMAPI base URL (the simulator's for dry runs).
+    #[arg(long, env = "AMAPI_BASE_URL", default_value = passcode_operator::amapi::DEFAULT_BASE_URL)]
+    amapi_base_url: String,
+    /// OAuth token endpoint; defaults to the key file's token_uri.
+    #[arg(long, env = "AMAPI_TOKEN_URI")]
+    token_uri: Option<String>,
+    /// Enterprise ids the operator may act on, comma-separated; empty means any.
+    #[arg(
+        long,
+        env = "PASSCODE_OPERATOR_ENTERPRISES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    enterprises: Vec<String>,
+    /// Average AMAPI requests per second for the whole process (AMAPI's default project quota is
+    /// 1,000 per 100 s).
+    #[arg(long, env = "PASSCODE_OPERATOR_AMAPI_RATE", default_value_t = 8.0)]
+    amapi_rate: f64,
+    /// Resources reconciled at once.
+    #[arg(long, env = "PASSCODE_OPERATOR_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "PASSCODE_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: std::net::SocketAddr,
+    /// Elect a leader through a Lease so only one replica acts.
+    #[arg(long, env = "PASSCODE_OPERATOR_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Namespace of the leader Lease.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "passcode-operator-system"
+    )]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "PASSCODE_OPERATOR_LEASE",
+        default_value = "passcode-operator"
+    )]
+    lease_name: String,
+    /// This replica's identity in the Lease and in Events.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// How often policies are compared with AMAPI (drift correction).
+    #[arg(long, env = "PASSCODE_OPERATOR_POLICY_RESYNC", default_value = "300s", value_parser = parse_duration)]
+    policy_resync: std::time::Duration,
+    /// Log format.
+    #[arg(
+        long,
+        env = "PASSCODE_OPERATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
+    log_format: passcode_operator::telemetry::LogFormat,
+    /// Log level or filter, e.g. info or passcode_operator=debug.
+    #[arg(long, env = "PASSCODE_OPERATOR_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    passcode_operator::api::validation::parse_duration_secs(text)
+        .filter(|s| *s > 0)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is not a duration like 30s, 5m or 1h"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run(args),
         Command::Crds => {
             print!("{}", api::crds_yaml());
             ExitCode::SUCCESS
@@ -87,4 +165,64 @@ fn run_check(
         output,
         &mut std::io::stdout().lock(),
     )
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    if let Err(e) = passcode_operator::telemetry::init(args.log_format, &args.log_level) {
+        eprintln!("passcode-operator run: {e}");
+        return ExitCode::from(2);
+    }
+    let identity = args.identity.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let config = passcode_operator::controller::RunConfig {
+        kubeconfig: args.kubeconfig,
+        credentials: args.credentials,
+        amapi_base_url: args.amapi_base_url,
+        token_uri: args.token_uri,
+        enterprises: args
+            .enterprises
+            .into_iter()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect(),
+        amapi_rate: args.amapi_rate,
+        concurrency: args.concurrency.max(1),
+        listen: args.listen,
+        leader_election: args.leader_election,
+        lease_namespace: args.lease_namespace,
+        lease_name: args.lease_name,
+        identity,
+        policy_resync: args.policy_resync,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("passcode-operator run: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(passcode_operator::controller::run(
+        config,
+        shutdown_signal(),
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cannot run");
+            eprintln!("passcode-operator run: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes stopping the pod) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutting down");
 }

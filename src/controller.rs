@@ -1,0 +1,268 @@
+//! `passcode-operator run`: the two controllers, the AMAPI client, metrics and health, leader
+//! election and graceful shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
+use kube::{Client, Config};
+use tracing::{error, info, warn};
+
+use crate::amapi::{AmapiClient, ClientOptions, ServiceAccount};
+use crate::api::{PasscodeReset, WorkProfilePasscodePolicy};
+use crate::metrics::{AmapiMetrics, Metrics};
+use crate::reconcile::{self, Context, reset::decide};
+use crate::server::{self, Health};
+
+/// Everything `run` is configured with (flags with environment fallbacks, see main.rs).
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub kubeconfig: Option<PathBuf>,
+    pub credentials: PathBuf,
+    pub amapi_base_url: String,
+    pub token_uri: Option<String>,
+    pub enterprises: Vec<String>,
+    pub amapi_rate: f64,
+    pub concurrency: u16,
+    pub listen: SocketAddr,
+    pub leader_election: bool,
+    pub lease_namespace: String,
+    pub lease_name: String,
+    pub identity: String,
+    pub policy_resync: Duration,
+}
+
+type Stop = Shared<BoxFuture<'static, ()>>;
+
+pub async fn run(
+    cfg: RunConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    crate::install_crypto_provider();
+    let stop: Stop = shutdown.boxed().shared();
+    // A missing or unreadable credentials file is a startup error, before anything runs.
+    let auth = ServiceAccount::from_file(&cfg.credentials, cfg.token_uri.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let client = kube_client(cfg.kubeconfig.as_deref()).await?;
+    info!(service_account = auth.client_email(), base_url = %cfg.amapi_base_url, "AMAPI credentials loaded");
+    let metrics = Arc::new(Metrics::new());
+    let amapi = AmapiClient::new(
+        auth,
+        ClientOptions {
+            base_url: cfg.amapi_base_url.clone(),
+            requests_per_second: cfg.amapi_rate,
+            burst: (cfg.amapi_rate.ceil() as u32).max(1),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .with_observer(Arc::new(AmapiMetrics(metrics.clone())));
+
+    let health = Arc::new(Health::default());
+    let server = tokio::spawn(server::serve(
+        cfg.listen,
+        metrics.clone(),
+        health.clone(),
+        stop.clone(),
+    ));
+
+    if cfg.leader_election {
+        lead_then_run(&cfg, client, amapi, metrics, health.clone(), stop.clone()).await?;
+    } else {
+        metrics.leader.set(1);
+        controllers(&cfg, client, amapi, metrics, health.clone(), stop.clone()).await;
+    }
+    health.ready.store(false, Ordering::Relaxed);
+    stop.await;
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "health server"),
+        Err(e) => warn!(error = %e, "health server task"),
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn kube_client(path: Option<&std::path::Path>) -> anyhow::Result<Client> {
+    let config = match path {
+        Some(p) => {
+            let kubeconfig = Kubeconfig::read_from(p)
+                .with_context(|| format!("cannot read kubeconfig {}", p.display()))?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("kubeconfig {}", p.display()))?
+        }
+        None => Config::infer()
+            .await
+            .context("no kubeconfig and not in a cluster")?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Waits for the lease; runs the controllers while holding it; stops them if it is lost.
+async fn lead_then_run(
+    cfg: &RunConfig,
+    client: Client,
+    amapi: AmapiClient,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    stop: Stop,
+) -> anyhow::Result<()> {
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &cfg.lease_name)
+        .with_namespace(&cfg.lease_namespace)
+        .with_identity(&cfg.identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await
+        .context("cannot set up leader election")?;
+    let (mut leading, task) = manager.watch().await;
+    // Not leading yet, but the state is known: a standby replica is ready.
+    health.ready.store(true, Ordering::Relaxed);
+    loop {
+        if *leading.borrow_and_update() {
+            info!(identity = %cfg.identity, "leading");
+            metrics.leader.set(1);
+            let lost = {
+                let mut watch = leading.clone();
+                async move {
+                    while watch.changed().await.is_ok() {
+                        if !*watch.borrow() {
+                            return;
+                        }
+                    }
+                }
+            };
+            let until = futures::future::select(stop.clone(), lost.boxed())
+                .map(|_| ())
+                .boxed()
+                .shared();
+            controllers(
+                cfg,
+                client.clone(),
+                amapi.clone(),
+                metrics.clone(),
+                health.clone(),
+                until,
+            )
+            .await;
+            metrics.leader.set(0);
+            if stop.peek().is_some() {
+                break;
+            }
+            warn!("lost the lease; standing by");
+            health.ready.store(true, Ordering::Relaxed);
+        }
+        tokio::select! {
+            changed = leading.changed() => if changed.is_err() { break },
+            _ = stop.clone() => break,
+        }
+    }
+    drop(leading);
+    // Closing the channel makes the manager release the lease.
+    match task.await {
+        Ok(Ok(manager)) => {
+            if let Err(e) = manager.release().await {
+                warn!(error = %e, "could not release the lease");
+            }
+        }
+        Ok(Err(e)) => warn!(error = %e, "leader election ended with an error"),
+        Err(e) => warn!(error = %e, "leader election task"),
+    }
+    Ok(())
+}
+
+/// Both controllers, until `until` resolves.
+async fn controllers(
+    cfg: &RunConfig,
+    client: Client,
+    amapi: AmapiClient,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    until: Stop,
+) {
+    let resets: Api<PasscodeReset> = Api::all(client.clone());
+    let policies: Api<WorkProfilePasscodePolicy> = Api::all(client.clone());
+
+    // Only new objects and spec (generation) changes trigger a reconcile: the operator's own
+    // status and finalizer writes do not, so a poll is never doubled.
+    let (reset_store, reset_writer) = reflector::store();
+    let reset_events = watcher(resets, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(reset_writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let (policy_store, policy_writer) = reflector::store();
+    let policy_events = watcher(policies, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(policy_writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+
+    let reporter = Reporter {
+        controller: "passcode-operator".into(),
+        instance: Some(cfg.identity.clone()),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        amapi,
+        config: decide::Config {
+            enterprises: cfg.enterprises.clone(),
+        },
+        resets: reset_store.clone(),
+        policies: policy_store.clone(),
+        recorder: Recorder::new(client, reporter),
+        metrics,
+        in_flight: Mutex::new(HashMap::new()),
+        policy_resync: cfg.policy_resync,
+    });
+    let controller_config = ControllerConfig::default().concurrency(cfg.concurrency);
+    let reset_controller = Controller::for_stream(reset_events, reset_store.clone())
+        .with_config(controller_config.clone())
+        .graceful_shutdown_on(until.clone())
+        .run(reconcile::reset::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    let policy_controller = Controller::for_stream(policy_events, policy_store.clone())
+        .with_config(controller_config)
+        .graceful_shutdown_on(until.clone())
+        .run(reconcile::policy::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    let ready = {
+        let health = health.clone();
+        async move {
+            let (a, b) = futures::join!(
+                reset_store.wait_until_ready(),
+                policy_store.wait_until_ready()
+            );
+            if a.is_ok() && b.is_ok() {
+                health.ready.store(true, Ordering::Relaxed);
+                info!("caches synced; reconciling");
+            }
+        }
+    };
+    futures::join!(reset_controller, policy_controller, ready);
+}
+
+fn error_policy<K>(_: Arc<K>, error: &reconcile::Error, _: Arc<Context>) -> Action {
+    match error {
+        reconcile::Error::Kube(kube::Error::Api(s)) if s.is_conflict() => {
+            Action::requeue(Duration::from_millis(200))
+        }
+        e => {
+            error!(error = %e, "reconcile failed; retrying");
+            Action::requeue(Duration::from_secs(5))
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Logging: JSON (for log pipelines) or text, with a level filter. Spans carry the resource's
+//! namespace and name; nothing anywhere carries the passcode.
+
+use tracing_subscriber::EnvFilter;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Installs the global subscriber. `level` is a tracing filter such as `info` or
+/// `passcode_operator=debug,kube=info`.
+pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
+    let filter =
+        EnvFilter::try_new(level).map_err(|e| format!("invalid log level {level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    result.map_err(|e| e.to_string())
+}
