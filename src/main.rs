@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator: reconcile PasscodeResets and WorkProfilePasscodePolicies.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print both CustomResourceDefinitions as YAML.
     Crds,
     /// Judge a passcode read from stdin against requirements; exit 0 when it passes, 1 when not.
@@ -116,7 +116,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Crds => {
             print!("{}", api::crds_yaml());
             ExitCode::SUCCESS
