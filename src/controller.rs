@@ -41,6 +41,8 @@ pub struct RunConfig {
     pub lease_name: String,
     pub identity: String,
     pub policy_resync: Duration,
+    /// Watch PasscodeResets in this namespace only (policies are cluster-wide).
+    pub namespace: Option<String>,
 }
 
 type Stop = Shared<BoxFuture<'static, ()>>;
@@ -193,7 +195,10 @@ async fn controllers(
     health: Arc<Health>,
     until: Stop,
 ) {
-    let resets: Api<PasscodeReset> = Api::all(client.clone());
+    let resets: Api<PasscodeReset> = match &cfg.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let policies: Api<WorkProfilePasscodePolicy> = Api::all(client.clone());
 
     // Only new objects and spec (generation) changes trigger a reconcile: the operator's own

@@ -93,6 +93,9 @@ struct RunArgs {
     /// How often policies are compared with AMAPI (drift correction).
     #[arg(long, env = "PASSCODE_OPERATOR_POLICY_RESYNC", default_value = "300s", value_parser = parse_duration)]
     policy_resync: std::time::Duration,
+    /// Act on PasscodeResets in this namespace only (default: every namespace).
+    #[arg(long, env = "PASSCODE_OPERATOR_NAMESPACE")]
+    namespace: Option<String>,
     /// Log format.
     #[arg(
         long,
@@ -195,6 +198,7 @@ fn run(args: RunArgs) -> ExitCode {
         lease_name: args.lease_name,
         identity,
         policy_resync: args.policy_resync,
+        namespace: args.namespace.filter(|n| !n.is_empty()),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
