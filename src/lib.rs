@@ -5,3 +5,4 @@ pub mod amapi;
 pub mod api;
 pub mod check;
 pub mod passcode;
+pub mod simulator;
