@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod passcode;
 pub mod reconcile;
 pub mod server;
+pub mod simulator;
 pub mod telemetry;
 
 /// Installs ring as the process's one rustls crypto provider (idempotent). Every TLS client in

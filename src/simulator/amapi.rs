@@ -1,0 +1,373 @@
+//! The AMAPI endpoints, under `/v1/`, with the paths Google serves. Every call goes through the
+//! same gate, in the order Google's front end applies them: authentication (401, does not use
+//! quota), the project quota (429), injected faults (503/500/429, not processed); then the call
+//! is processed, the injected latency added, and possibly the connection dropped.
+//!
+//! Custom methods (`:issueCommand`, `:cancel`) are part of the last path segment; axum cannot
+//! route on them, so the handlers split the segment themselves.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::counters::Method;
+use super::errors::ApiError;
+use super::faults::PreFault;
+use super::server::Shared;
+use super::world::World;
+
+pub fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/v1/enterprises/{e}/devices", get(list_devices))
+        .route(
+            "/v1/enterprises/{e}/devices/{d}",
+            get(get_device).post(device_custom_method),
+        )
+        .route(
+            "/v1/enterprises/{e}/devices/{d}/operations",
+            get(list_operations),
+        )
+        .route(
+            "/v1/enterprises/{e}/devices/{d}/operations/{o}",
+            get(get_operation).post(operation_custom_method),
+        )
+        .route(
+            "/v1/enterprises/{e}/policies/{p}",
+            get(get_policy).patch(patch_policy),
+        )
+}
+
+type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// The query parameters a method reads; Google's standard ones (`alt`, `prettyPrint`, `fields`,
+/// ...) are accepted and ignored.
+struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    fn from(params: Params) -> Result<Self, ApiError> {
+        params
+            .map(|Query(p)| QueryParams(p))
+            .map_err(|_| ApiError::invalid_argument("Malformed query string."))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn page_size(&self) -> Result<Option<i64>, ApiError> {
+        self.get("pageSize")
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| ApiError::invalid_argument(format!("Invalid pageSize {s:?}.")))
+            })
+            .transpose()
+    }
+}
+
+/// Runs one AMAPI call through the gate. `process` runs under the world lock, after every event
+/// due by now has happened.
+async fn call(
+    shared: &Shared,
+    method: Method,
+    headers: &HeaderMap,
+    params: &Result<QueryParams, ApiError>,
+    process: impl FnOnce(&mut World, Timestamp) -> Result<Value, ApiError>,
+) -> Response {
+    shared
+        .counters
+        .lock()
+        .expect("counters lock")
+        .called(method);
+    let faults = *shared.faults.lock().expect("faults lock");
+    let gated = gate(shared, headers, params.as_ref().ok());
+    let response = match gated {
+        Err(e) => Err(e),
+        Ok(()) => match params {
+            Err(e) => Err(e.clone()),
+            Ok(_) => Ok({
+                let now = shared.clock.now();
+                let result = {
+                    let mut world = shared.world.lock().expect("world lock");
+                    world.tick(now);
+                    process(&mut world, now)
+                };
+                shared.wake.notify_one();
+                result
+            }),
+        },
+    };
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    match response {
+        Err(e) => {
+            tracing::debug!(
+                method = method.as_str(),
+                status = e.status,
+                "AMAPI call refused"
+            );
+            e.into_response()
+        }
+        Ok(result) => {
+            let response = match result {
+                Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+                Err(e) => {
+                    tracing::debug!(method = method.as_str(), status = e.status, message = %e.message, "AMAPI call failed");
+                    e.into_response()
+                }
+            };
+            if faults.drops(fastrand::f64) {
+                shared.counters.lock().expect("counters lock").fault_dropped += 1;
+                tracing::info!(
+                    method = method.as_str(),
+                    "fault: dropping the connection after processing"
+                );
+                return cut_off(response).await;
+            }
+            response
+        }
+    }
+}
+
+/// Authentication, quota and injected faults: what stops a call before it is processed.
+fn gate(
+    shared: &Shared,
+    headers: &HeaderMap,
+    params: Option<&QueryParams>,
+) -> Result<(), ApiError> {
+    let token = bearer(headers).or_else(|| params.and_then(|p| p.get("access_token")));
+    let now = Instant::now();
+    let authenticated =
+        token.is_some_and(|t| shared.tokens.lock().expect("tokens lock").is_valid(t, now));
+    if !authenticated {
+        shared
+            .counters
+            .lock()
+            .expect("counters lock")
+            .unauthenticated += 1;
+        return Err(ApiError::unauthenticated());
+    }
+    if let Err(retry_after) = shared.quota.lock().expect("quota lock").admit(now) {
+        shared
+            .counters
+            .lock()
+            .expect("counters lock")
+            .quota_rejected += 1;
+        return Err(ApiError::quota_exhausted(retry_after));
+    }
+    let faults = *shared.faults.lock().expect("faults lock");
+    if let Some(fault) = faults.before(fastrand::f64) {
+        let mut counters = shared.counters.lock().expect("counters lock");
+        return Err(match fault {
+            PreFault::Unavailable => {
+                counters.fault_errors += 1;
+                ApiError::unavailable()
+            }
+            PreFault::Internal => {
+                counters.fault_errors += 1;
+                ApiError::internal()
+            }
+            PreFault::Throttled => {
+                counters.fault_throttled += 1;
+                ApiError::throttled()
+            }
+        });
+    }
+    Ok(())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The same response, but its body breaks off halfway: the client sees a transport error after
+/// the server did the work.
+async fn cut_off(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(half),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "simulated dropped connection",
+        )),
+    ];
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
+}
+
+async fn list_devices(
+    State(shared): State<Arc<Shared>>,
+    Path(e): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let params = QueryParams::from(params);
+    call(&shared, Method::DevicesList, &headers, &params, |w, _| {
+        let p = params.as_ref().map_err(Clone::clone)?;
+        w.list_devices(&e, p.page_size()?, p.get("pageToken"))
+    })
+    .await
+}
+
+async fn get_device(
+    State(shared): State<Arc<Shared>>,
+    Path((e, d)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let params = QueryParams::from(params);
+    call(&shared, Method::DevicesGet, &headers, &params, |w, _| {
+        w.get_device(&e, &d)
+    })
+    .await
+}
+
+async fn device_custom_method(
+    State(shared): State<Arc<Shared>>,
+    Path((e, d)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+    body: Bytes,
+) -> Response {
+    let params = QueryParams::from(params);
+    match d.split_once(':') {
+        Some((d, "issueCommand")) => {
+            call(
+                &shared,
+                Method::DevicesIssueCommand,
+                &headers,
+                &params,
+                |w, now| w.issue_command(&e, d, &body, now),
+            )
+            .await
+        }
+        _ => unknown_method(),
+    }
+}
+
+async fn list_operations(
+    State(shared): State<Arc<Shared>>,
+    Path((e, d)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let params = QueryParams::from(params);
+    call(
+        &shared,
+        Method::OperationsList,
+        &headers,
+        &params,
+        |w, _| {
+            let p = params.as_ref().map_err(Clone::clone)?;
+            w.list_operations(&e, &d, p.page_size()?, p.get("pageToken"))
+        },
+    )
+    .await
+}
+
+async fn get_operation(
+    State(shared): State<Arc<Shared>>,
+    Path((e, d, o)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let params = QueryParams::from(params);
+    call(&shared, Method::OperationsGet, &headers, &params, |w, _| {
+        w.get_operation(&e, &d, &o)
+    })
+    .await
+}
+
+async fn operation_custom_method(
+    State(shared): State<Arc<Shared>>,
+    Path((e, d, o)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let params = QueryParams::from(params);
+    match o.split_once(':') {
+        Some((o, "cancel")) => {
+            call(
+                &shared,
+                Method::OperationsCancel,
+                &headers,
+                &params,
+                |w, _| w.cancel_operation(&e, &d, o),
+            )
+            .await
+        }
+        _ => unknown_method(),
+    }
+}
+
+async fn get_policy(
+    State(shared): State<Arc<Shared>>,
+    Path((e, p)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let params = QueryParams::from(params);
+    call(&shared, Method::PoliciesGet, &headers, &params, |w, _| {
+        w.get_policy(&e, &p)
+    })
+    .await
+}
+
+async fn patch_policy(
+    State(shared): State<Arc<Shared>>,
+    Path((e, p)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+    body: Bytes,
+) -> Response {
+    let params = QueryParams::from(params);
+    call(
+        &shared,
+        Method::PoliciesPatch,
+        &headers,
+        &params,
+        |w, now| {
+            let mask = params
+                .as_ref()
+                .map_err(Clone::clone)?
+                .get("updateMask")
+                .map(str::to_owned);
+            w.patch_policy(&e, &p, &body, mask.as_deref(), now)
+        },
+    )
+    .await
+}
+
+fn unknown_method() -> Response {
+    ApiError::not_found(
+        "The requested method does not exist (the simulator serves :issueCommand and :cancel).",
+    )
+    .into_response()
+}
+
+/// Anything else under `/v1/`.
+pub async fn fallback() -> Response {
+    ApiError::not_found(
+        "The requested URL was not found: the simulator serves devices.get/list/issueCommand, \
+         operations.get/list/cancel and policies.get/patch.",
+    )
+    .into_response()
+}

@@ -1,0 +1,374 @@
+//! The fleet file: which enterprises, policies and devices the simulator serves, how the devices
+//! behave, and the quota and faults of the simulated Google. `examples/fleet.yaml` is a commented
+//! example covering every field.
+//!
+//! ```yaml
+//! settings:
+//!   tokenTtl: 3599s            # lifetime of access tokens from /token
+//!   quota: {requests: 1000, window: 100s}
+//!   faults: {errorRate: 0, throttleRate: 0, latency: 0ms, dropRate: 0}
+//! enterprises:
+//!   - id: LC01demo
+//!     policies:
+//!       - id: work-profile     # any other key is a top-level Policy field, kept as given
+//!         version: 1           # optional, default 1
+//!         passwordPolicies: [{passwordScope: SCOPE_PROFILE, passwordQuality: NUMERIC_COMPLEX, passwordMinimumLength: 6}]
+//!     devices:
+//!       - id: 3a8f0c2d
+//!         managementMode: PROFILE_OWNER  # DEVICE_OWNER, or MANAGEMENT_MODE_UNSPECIFIED to see MANAGEMENT_MODE
+//!         ownership: PERSONALLY_OWNED    # default: PERSONALLY_OWNED for PROFILE_OWNER, else COMPANY_OWNED
+//!         state: ACTIVE                  # DELETED devices answer 404
+//!         apiLevel: 34                   # < 26: RESET_PASSWORD fails with API_LEVEL
+//!         policy: work-profile           # a policy id of this enterprise; optional
+//!         online: true                   # offline devices never sync
+//!         syncDelay: 500ms               # how long after something is pending the device syncs
+//!         resetTokenActive: true         # false: resets fail (UNKNOWN) until the user confirms their lock
+//!         passcodeSet: true
+//!         hardware: {brand: Google, model: Pixel 8, serialNumber: 35281FDH2000AB}
+//!         userName: enterprises/LC01demo/users/jdoe   # default: one derived from the device id
+//! ```
+//!
+//! Every key other than a policy's fields is checked: a typo is an error, not a silent default.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::clock::duration_text;
+use super::faults::FaultSettings;
+use super::policy::PolicyState;
+use super::quota::QuotaSettings;
+use crate::amapi::model::{DeviceState, ManagementMode, Ownership};
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fleet {
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
+    pub enterprises: Vec<EnterpriseSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// Lifetime of the access tokens `/token` issues (`expires_in`).
+    #[serde(default = "default_token_ttl", with = "duration_text")]
+    pub token_ttl: Duration,
+    #[serde(default)]
+    pub quota: QuotaSettings,
+    #[serde(default)]
+    pub faults: FaultSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            token_ttl: default_token_ttl(),
+            quota: QuotaSettings::default(),
+            faults: FaultSettings::default(),
+        }
+    }
+}
+
+fn default_token_ttl() -> Duration {
+    Duration::from_secs(3599)
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnterpriseSpec {
+    /// The `{enterpriseId}` in `enterprises/{enterpriseId}`.
+    pub id: String,
+    #[serde(default)]
+    pub policies: Vec<PolicySpec>,
+    #[serde(default)]
+    pub devices: Vec<DeviceSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    pub id: String,
+    /// The starting `Policy.version` (default 1).
+    #[serde(default)]
+    pub version: Option<i64>,
+    /// Top-level Policy fields, such as `passwordPolicies`.
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeviceSpec {
+    pub id: String,
+    #[serde(default = "default_mode")]
+    pub management_mode: ManagementMode,
+    #[serde(default)]
+    pub ownership: Option<Ownership>,
+    #[serde(default = "default_state")]
+    pub state: DeviceState,
+    #[serde(default = "default_api_level")]
+    pub api_level: i32,
+    /// A policy id of the same enterprise.
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default = "yes")]
+    pub online: bool,
+    #[serde(default = "default_sync_delay", with = "duration_text")]
+    pub sync_delay: Duration,
+    #[serde(default = "yes")]
+    pub reset_token_active: bool,
+    #[serde(default = "yes")]
+    pub passcode_set: bool,
+    #[serde(default)]
+    pub hardware: Option<HardwareSpec>,
+    #[serde(default)]
+    pub user_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HardwareSpec {
+    #[serde(default)]
+    pub brand: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub serial_number: Option<String>,
+}
+
+fn default_mode() -> ManagementMode {
+    ManagementMode::ProfileOwner
+}
+fn default_state() -> DeviceState {
+    DeviceState::Active
+}
+fn default_api_level() -> i32 {
+    34
+}
+fn default_sync_delay() -> Duration {
+    Duration::from_millis(500)
+}
+fn yes() -> bool {
+    true
+}
+
+impl Fleet {
+    /// Parses and checks a fleet file's text.
+    pub fn from_yaml(text: &str) -> Result<Fleet, String> {
+        let fleet: Fleet = serde_saphyr::from_str(text).map_err(|e| format!("fleet: {e}"))?;
+        fleet.validate().map_err(|e| format!("fleet: {e}"))?;
+        Ok(fleet)
+    }
+
+    /// Reads a fleet file.
+    pub fn load(path: &Path) -> Result<Fleet, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read fleet file {}: {e}", path.display()))?;
+        Fleet::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// What serde cannot check: names, references, ranges and enum values.
+    pub fn validate(&self) -> Result<(), String> {
+        let s = &self.settings;
+        if s.token_ttl < Duration::from_secs(1) {
+            return Err("settings.tokenTtl must be at least 1s".into());
+        }
+        s.quota.validate().map_err(|e| format!("settings.{e}"))?;
+        s.faults.validate().map_err(|e| format!("settings.{e}"))?;
+        let mut enterprise_ids = Vec::new();
+        for e in &self.enterprises {
+            check_id("enterprise id", &e.id)?;
+            if enterprise_ids.contains(&e.id.as_str()) {
+                return Err(format!("enterprise {} is listed twice", e.id));
+            }
+            enterprise_ids.push(&e.id);
+            let at = format!("enterprise {}", e.id);
+            let mut policy_ids = Vec::new();
+            for p in &e.policies {
+                check_id(&format!("{at}: policy id"), &p.id)?;
+                if policy_ids.contains(&p.id.as_str()) {
+                    return Err(format!("{at}: policy {} is listed twice", p.id));
+                }
+                policy_ids.push(&p.id);
+                p.to_state(&e.id)
+                    .map_err(|err| format!("{at}: policy {}: {err}", p.id))?;
+            }
+            let mut device_ids = Vec::new();
+            for d in &e.devices {
+                check_id(&format!("{at}: device id"), &d.id)?;
+                if device_ids.contains(&d.id.as_str()) {
+                    return Err(format!("{at}: device {} is listed twice", d.id));
+                }
+                device_ids.push(&d.id);
+                d.validate(&policy_ids)
+                    .map_err(|err| format!("{at}: device {}: {err}", d.id))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PolicySpec {
+    pub fn to_state(&self, enterprise: &str) -> Result<PolicyState, String> {
+        PolicyState::new(
+            format!("enterprises/{enterprise}/policies/{}", self.id),
+            self.version.unwrap_or(1),
+            self.fields.clone(),
+        )
+    }
+}
+
+impl DeviceSpec {
+    fn validate(&self, policy_ids: &[&str]) -> Result<(), String> {
+        if let ManagementMode::Other(m) = &self.management_mode {
+            return Err(format!(
+                "managementMode {m:?} is not one of PROFILE_OWNER, DEVICE_OWNER, MANAGEMENT_MODE_UNSPECIFIED"
+            ));
+        }
+        if let Some(Ownership::Other(o)) = &self.ownership {
+            return Err(format!(
+                "ownership {o:?} is not one of PERSONALLY_OWNED, COMPANY_OWNED, OWNERSHIP_UNSPECIFIED"
+            ));
+        }
+        if let DeviceState::Other(s) = &self.state {
+            return Err(format!("state {s:?} is not an AMAPI device state"));
+        }
+        if !(1..=100).contains(&self.api_level) {
+            return Err(format!(
+                "apiLevel {} is not an Android API level",
+                self.api_level
+            ));
+        }
+        if let Some(p) = &self.policy
+            && !policy_ids.contains(&p.as_str())
+        {
+            return Err(format!("policy {p:?} is not defined in this enterprise"));
+        }
+        Ok(())
+    }
+
+    /// The ownership a fleet file implies when it does not say.
+    pub fn ownership(&self) -> Ownership {
+        self.ownership
+            .clone()
+            .unwrap_or(match self.management_mode {
+                ManagementMode::ProfileOwner => Ownership::PersonallyOwned,
+                _ => Ownership::CompanyOwned,
+            })
+    }
+}
+
+/// Resource ids end up in URL paths: keep them to what AMAPI ids look like.
+fn check_id(what: &str, id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {id:?} must be non-empty letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: &str = r#"
+settings:
+  tokenTtl: 60s
+  quota: {requests: 5, window: 10s}
+  faults: {errorRate: 0.1, latency: 20ms}
+enterprises:
+  - id: LC01demo
+    policies:
+      - id: work-profile
+        passwordPolicies:
+          - {passwordScope: SCOPE_PROFILE, passwordQuality: NUMERIC_COMPLEX, passwordMinimumLength: 6}
+        screenCaptureDisabled: true
+    devices:
+      - id: 3a8f0c2d
+        policy: work-profile
+        syncDelay: 250ms
+        hardware: {brand: Google, model: Pixel 8}
+      - id: kiosk-1
+        managementMode: DEVICE_OWNER
+        apiLevel: 25
+        online: false
+"#;
+
+    #[test]
+    fn parses_with_defaults() {
+        let fleet = Fleet::from_yaml(SMALL).unwrap();
+        assert_eq!(fleet.settings.token_ttl, Duration::from_secs(60));
+        assert_eq!(fleet.settings.quota.requests, 5);
+        assert_eq!(fleet.settings.faults.latency, Duration::from_millis(20));
+        let e = &fleet.enterprises[0];
+        let p = e.policies[0].to_state(&e.id).unwrap();
+        assert_eq!(p.version, 1);
+        assert_eq!(p.password_policies()[0].password_minimum_length, Some(6));
+        assert_eq!(p.fields["screenCaptureDisabled"], Value::Bool(true));
+        let wp = &e.devices[0];
+        assert_eq!(wp.management_mode, ManagementMode::ProfileOwner);
+        assert_eq!(wp.ownership(), Ownership::PersonallyOwned);
+        assert_eq!(wp.api_level, 34);
+        assert!(wp.online && wp.reset_token_active && wp.passcode_set);
+        assert_eq!(wp.sync_delay, Duration::from_millis(250));
+        let kiosk = &e.devices[1];
+        assert_eq!(kiosk.ownership(), Ownership::CompanyOwned);
+        assert!(!kiosk.online);
+    }
+
+    #[test]
+    fn empty_fleet_has_google_defaults() {
+        let fleet = Fleet::from_yaml("{}").unwrap();
+        assert_eq!(fleet.settings.token_ttl, Duration::from_secs(3599));
+        assert_eq!(fleet.settings.quota, QuotaSettings::default());
+        assert!(fleet.enterprises.is_empty());
+    }
+
+    fn error(yaml: &str) -> String {
+        Fleet::from_yaml(yaml).expect_err(yaml)
+    }
+
+    #[test]
+    fn bad_fleets_say_what_is_wrong() {
+        assert!(error("enterprises: [").starts_with("fleet: "));
+        let typo = error("enterprises: [{id: E, devices: [{id: d, onlien: false}]}]");
+        assert!(typo.contains("onlien"), "{typo}");
+        let missing = error("enterprises: [{id: E, devices: [{id: d, policy: nope}]}]");
+        assert!(missing.contains("\"nope\" is not defined"), "{missing}");
+        let dup = error("enterprises: [{id: E, devices: [{id: d}, {id: d}]}]");
+        assert!(dup.contains("listed twice"), "{dup}");
+        let mode = error("enterprises: [{id: E, devices: [{id: d, managementMode: OWNER}]}]");
+        assert!(mode.contains("OWNER"), "{mode}");
+        let quality = error(
+            "enterprises: [{id: E, policies: [{id: p, passwordPolicies: [{passwordQuality: STRONG}]}]}]",
+        );
+        assert!(quality.contains("passwordQuality"), "{quality}");
+        let rate = error("settings: {faults: {dropRate: 2}}");
+        assert!(rate.contains("dropRate"), "{rate}");
+        let duration = error("settings: {tokenTtl: forever}");
+        assert!(duration.contains("forever"), "{duration}");
+        let id = error("enterprises: [{id: 'a/b'}]");
+        assert!(id.contains("a/b"), "{id}");
+        let level = error("enterprises: [{id: E, devices: [{id: d, apiLevel: 0}]}]");
+        assert!(level.contains("apiLevel"), "{level}");
+    }
+
+    #[test]
+    fn the_example_fleet_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fleet.yaml");
+        let fleet = Fleet::load(&path).unwrap();
+        assert!(!fleet.enterprises.is_empty());
+        let missing = Fleet::load(Path::new("/nonexistent/fleet.yaml")).unwrap_err();
+        assert!(missing.contains("/nonexistent/fleet.yaml"), "{missing}");
+    }
+}

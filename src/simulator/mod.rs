@@ -1,0 +1,200 @@
+//! An Android Management API simulator: a real HTTP server speaking the AMAPI subset this operator
+//! uses, plus Google's OAuth token endpoint, with devices that behave like devices. Tests, demos
+//! and users' dry runs point the operator at it instead of Google.
+//!
+//! - `POST /token`: service-account JWT bearer grant ([`oauth`]).
+//! - `/v1/...`: devices.get/list/issueCommand, operations.get/list/cancel, policies.get/patch
+//!   ([`amapi`]), with quota and injected faults.
+//! - `/sim/v1/...`: inspection and control, no auth ([`admin`]).
+//!
+//! What the simulator chose where Google documents nothing:
+//!
+//! | case | answer |
+//! |---|---|
+//! | enterprise not in the fleet | 403 PERMISSION_DENIED |
+//! | unknown or DELETED device, unknown operation or policy (get) | 404 NOT_FOUND |
+//! | `policies.patch` on a missing policy | creates it (as Google's "updates or creates") |
+//! | malformed command (unknown field or type, bad flag or duration) | 400 INVALID_ARGUMENT |
+//! | command type other than RESET_PASSWORD, LOCK, REBOOT | accepted, fails `UNSUPPORTED` |
+//! | reset token not active | errorCode `UNKNOWN`, error code 9 FAILED_PRECONDITION |
+//! | API level < 26 / not PROFILE_OWNER or DEVICE_OWNER | `API_LEVEL` / `MANAGEMENT_MODE`, error 9 |
+//! | `DO_NOT_ASK_CREDENTIALS_ON_BOOT` on a work profile | `MANAGEMENT_MODE` |
+//! | passcode refused by the rules engine | `INVALID_VALUE`, error 3 INVALID_ARGUMENT naming the unmet rules |
+//! | command not executed within `duration` | done, error 4 DEADLINE_EXCEEDED, no errorCode |
+//! | cancelled before the device acted | done, error 1 CANCELLED, no errorCode |
+//! | operations order in operations.list | oldest first; `filter` ignored |
+//! | `Command.duration` absent | echoed as `"600s"` |
+//!
+//! Time: devices and commands run on a simulated clock (real time plus an offset the admin API
+//! advances); tokens and the quota window run on real time.
+
+pub mod admin;
+pub mod amapi;
+pub mod clock;
+pub mod command;
+pub mod counters;
+pub mod credentials;
+pub mod device;
+pub mod errors;
+pub mod faults;
+pub mod fleet;
+pub mod oauth;
+pub mod policy;
+pub mod quota;
+pub mod server;
+pub mod world;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+
+pub use faults::FaultSettings;
+pub use fleet::Fleet;
+pub use quota::QuotaSettings;
+
+use credentials::ServiceAccount;
+use server::Shared;
+
+pub struct SimulatorConfig {
+    pub listen: SocketAddr,
+    pub fleet: Fleet,
+    /// A service-account key file: its key is reused when the file exists, and the file is
+    /// (re)written with this run's `token_uri`, readable by the owner only.
+    pub credentials_path: Option<PathBuf>,
+}
+
+/// A running simulator; [`Simulator::shutdown`] stops it (dropping it aborts its tasks).
+pub struct Simulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    credentials: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    scheduler: JoinHandle<()>,
+}
+
+/// How long shutdown waits for open connections to finish before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+impl Simulator {
+    /// Binds `config.listen`, then serves on a spawned task.
+    pub async fn start(config: SimulatorConfig) -> anyhow::Result<Simulator> {
+        config
+            .fleet
+            .validate()
+            .map_err(|e| anyhow::anyhow!("fleet: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let base_url = base_url(addr);
+        let token_uri = format!("{base_url}token");
+        let account = match config.credentials_path.clone() {
+            Some(path) => {
+                tokio::task::spawn_blocking(move || ServiceAccount::load_or_generate(&path))
+                    .await
+                    .context("key generation task")??
+            }
+            None => tokio::task::spawn_blocking(ServiceAccount::generate)
+                .await
+                .context("key generation task")??,
+        };
+        let credentials = account.key_file(&base_url, &token_uri);
+        if let Some(path) = &config.credentials_path {
+            credentials::write_key_file(path, &credentials)?;
+        }
+        let settings = &config.fleet.settings;
+        let clock = clock::Clock::default();
+        let world = world::World::from_fleet(&config.fleet, clock.now());
+        let shared = Arc::new(Shared {
+            world: Mutex::new(world),
+            clock,
+            tokens: Mutex::new(oauth::Tokens::new(settings.token_ttl)),
+            quota: Mutex::new(quota::Quota::new(settings.quota)),
+            faults: Mutex::new(settings.faults),
+            counters: Mutex::default(),
+            account,
+            token_uri,
+            wake: Notify::new(),
+        });
+        let app = server::router(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "simulator server failed");
+            }
+        });
+        let scheduler = tokio::spawn(server::schedule(shared.clone()));
+        tracing::info!(%addr, "AMAPI simulator listening");
+        Ok(Simulator {
+            addr,
+            shared,
+            credentials,
+            stop: Some(stop),
+            server: Some(server),
+            scheduler,
+        })
+    }
+
+    /// The address it is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/`: AMAPI's root URL for clients (a wildcard bind is reached on
+    /// loopback).
+    pub fn base_url(&self) -> String {
+        base_url(self.addr)
+    }
+
+    pub fn token_uri(&self) -> String {
+        self.shared.token_uri.clone()
+    }
+
+    /// The Google service-account key file for the simulated service account.
+    pub fn credentials_json(&self) -> String {
+        self.credentials.clone()
+    }
+
+    /// Stops serving: open requests may finish for a few seconds, then everything stops.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut server) = self.server.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+                .await
+                .is_err()
+        {
+            server.abort();
+        }
+        self.scheduler.abort();
+        tracing::info!(addr = %self.addr, "AMAPI simulator stopped");
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+        self.scheduler.abort();
+    }
+}
+
+fn base_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/", SocketAddr::new(ip, addr.port()))
+}

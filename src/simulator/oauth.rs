@@ -1,0 +1,228 @@
+//! Google's OAuth 2.0 token endpoint for service accounts (JWT bearer grant, RFC 7523), and the
+//! access tokens it hands out. Tokens live on real time, like the client's clock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::credentials::CLIENT_EMAIL;
+use super::server::Shared;
+
+/// The scope AMAPI needs.
+pub const SCOPE: &str = "https://www.googleapis.com/auth/androidmanagement";
+pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// Google refuses assertions meant to live longer than this.
+const MAX_ASSERTION_LIFETIME: i64 = 3600;
+/// How far in the future `iat` may be (clock skew between client and server).
+const IAT_SKEW: i64 = 60;
+
+/// Issued access tokens and when each expires.
+#[derive(Debug)]
+pub struct Tokens {
+    ttl: Duration,
+    issued: HashMap<String, Instant>,
+}
+
+impl Tokens {
+    pub fn new(ttl: Duration) -> Self {
+        Tokens {
+            ttl,
+            issued: HashMap::new(),
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A new random token valid for the configured lifetime.
+    pub fn issue(&mut self, now: Instant) -> String {
+        self.issued.retain(|_, expires| *expires > now);
+        let random: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(64)
+            .collect();
+        let token = format!("ya29.sim-{random}");
+        self.issued.insert(token.clone(), now + self.ttl);
+        token
+    }
+
+    pub fn is_valid(&self, token: &str, now: Instant) -> bool {
+        self.issued.get(token).is_some_and(|expires| *expires > now)
+    }
+}
+
+/// An OAuth error response (RFC 6749 section 5.2), as Google's token endpoint sends them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OAuthError {
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl OAuthError {
+    fn grant(description: impl Into<String>) -> Self {
+        OAuthError {
+            error: "invalid_grant",
+            description: description.into(),
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.error, "error_description": self.description});
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    iss: Option<String>,
+    aud: Option<Value>,
+    scope: Option<String>,
+    iat: Option<i64>,
+    exp: Option<i64>,
+}
+
+/// Checks a JWT-bearer assertion: RS256 signed by the service account's key, issued by its
+/// email, for this token endpoint, asking for the AMAPI scope, short-lived and unexpired.
+pub fn verify_assertion(
+    assertion: &str,
+    key: &DecodingKey,
+    token_uri: &str,
+    now_unix: i64,
+) -> Result<(), OAuthError> {
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<Claims>(assertion, key, &validation)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => OAuthError::grant(
+                "Invalid JWT signature: not signed by this service account's key.",
+            ),
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                OAuthError::grant("Invalid JWT: the assertion must be signed with RS256.")
+            }
+            _ => OAuthError::grant(format!("Invalid JWT: {e}.")),
+        })?
+        .claims;
+    if claims.iss.as_deref() != Some(CLIENT_EMAIL) {
+        return Err(OAuthError::grant(
+            "Invalid JWT: iss is not this service account's client_email.",
+        ));
+    }
+    let audience_ok = match &claims.aud {
+        Some(Value::String(a)) => a == token_uri,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(token_uri)),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(OAuthError::grant(format!(
+            "Invalid JWT: aud must be the token endpoint {token_uri}."
+        )));
+    }
+    let scopes = claims.scope.unwrap_or_default();
+    if !scopes.split_whitespace().any(|s| s == SCOPE) {
+        return Err(OAuthError {
+            error: "invalid_scope",
+            description: format!("The scope claim must include {SCOPE}."),
+        });
+    }
+    let (Some(iat), Some(exp)) = (claims.iat, claims.exp) else {
+        return Err(OAuthError::grant("Invalid JWT: iat and exp are required."));
+    };
+    if exp <= now_unix {
+        return Err(OAuthError::grant(
+            "Invalid JWT: the assertion has expired (exp).",
+        ));
+    }
+    if iat > now_unix + IAT_SKEW || exp <= iat || exp - iat > MAX_ASSERTION_LIFETIME {
+        return Err(OAuthError::grant(
+            "Invalid JWT: iat must not be in the future and exp must be at most one hour after iat.",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct TokenRequest {
+    grant_type: Option<String>,
+    assertion: Option<String>,
+}
+
+/// `POST /token`.
+pub async fn token(
+    State(shared): State<Arc<Shared>>,
+    form: Result<Form<TokenRequest>, FormRejection>,
+) -> Response {
+    let Ok(Form(request)) = form else {
+        return OAuthError {
+            error: "invalid_request",
+            description: "Expected a form-encoded body (application/x-www-form-urlencoded).".into(),
+        }
+        .into_response();
+    };
+    if request.grant_type.as_deref() != Some(GRANT_TYPE) {
+        return OAuthError {
+            error: "unsupported_grant_type",
+            description: format!("grant_type must be {GRANT_TYPE}."),
+        }
+        .into_response();
+    }
+    let Some(assertion) = request.assertion else {
+        return OAuthError {
+            error: "invalid_request",
+            description: "The assertion parameter is missing.".into(),
+        }
+        .into_response();
+    };
+    let now_unix = jiff::Timestamp::now().as_second();
+    if let Err(e) = verify_assertion(
+        &assertion,
+        &shared.account.decoding_key,
+        &shared.token_uri,
+        now_unix,
+    ) {
+        tracing::info!(error = e.error, reason = %e.description, "token request refused");
+        return e.into_response();
+    }
+    let (token, ttl) = {
+        let mut tokens = shared.tokens.lock().expect("tokens lock");
+        (tokens.issue(Instant::now()), tokens.ttl())
+    };
+    shared.counters.lock().expect("counters lock").tokens += 1;
+    tracing::debug!(expires_in = ttl.as_secs(), "access token issued");
+    Json(json!({
+        "access_token": token,
+        "expires_in": ttl.as_secs(),
+        "token_type": "Bearer",
+    }))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_expire() {
+        let t0 = Instant::now();
+        let mut tokens = Tokens::new(Duration::from_secs(10));
+        let a = tokens.issue(t0);
+        assert!(tokens.is_valid(&a, t0 + Duration::from_secs(9)));
+        assert!(!tokens.is_valid(&a, t0 + Duration::from_secs(10)));
+        assert!(!tokens.is_valid("ya29.forged", t0));
+        let b = tokens.issue(t0 + Duration::from_secs(11));
+        assert_ne!(a, b);
+        assert!(!tokens.issued.contains_key(&a), "expired tokens are pruned");
+    }
+}
