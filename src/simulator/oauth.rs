@@ -10,7 +10,7 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -100,20 +100,36 @@ pub fn verify_assertion(
     token_uri: &str,
     now_unix: i64,
 ) -> Result<(), OAuthError> {
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Claims>(assertion, key, &validation)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => OAuthError::grant(
-                "Invalid JWT signature: not signed by this service account's key.",
-            ),
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                OAuthError::grant("Invalid JWT: the assertion must be signed with RS256.")
-            }
-            _ => OAuthError::grant(format!("Invalid JWT: {e}.")),
-        })?
+    // Google accepts base64url with or without padding (yup-oauth2 pads); jsonwebtoken reads only
+    // unpadded segments. The signature covers the segments exactly as sent, so it is checked on
+    // those, and the unpadded copy is decoded after that.
+    let parts: Vec<&str> = assertion.split('.').collect();
+    let [header, payload, signature] = parts.as_slice() else {
+        return Err(OAuthError::grant(
+            "Invalid JWT: not three dot-separated segments.",
+        ));
+    };
+    let unpad = |s: &str| s.trim_end_matches('=').to_owned();
+    let signed = format!("{header}.{payload}");
+    let unpadded = format!("{}.{}.{}", unpad(header), unpad(payload), unpad(signature));
+    let algorithm = jsonwebtoken::decode_header(&unpadded)
+        .map_err(|e| OAuthError::grant(format!("Invalid JWT: {e}.")))?
+        .alg;
+    if algorithm != Algorithm::RS256 {
+        return Err(OAuthError::grant(
+            "Invalid JWT: the assertion must be signed with RS256.",
+        ));
+    }
+    let valid =
+        jsonwebtoken::crypto::verify(&unpad(signature), signed.as_bytes(), key, Algorithm::RS256)
+            .map_err(|e| OAuthError::grant(format!("Invalid JWT: {e}.")))?;
+    if !valid {
+        return Err(OAuthError::grant(
+            "Invalid JWT signature: not signed by this service account's key.",
+        ));
+    }
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(&unpadded)
+        .map_err(|e| OAuthError::grant(format!("Invalid JWT: {e}.")))?
         .claims;
     if claims.iss.as_deref() != Some(CLIENT_EMAIL) {
         return Err(OAuthError::grant(

@@ -1,0 +1,551 @@
+//! The AMAPI client against the simulator over real HTTP (OAuth JWT signing included): every
+//! call, every failure class, exactly-once of issueCommand, and the passcode never leaking.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use passcode_operator::amapi::model::{
+    Command, CommandType, OperationOutcome, PasswordRequirements, PasswordScope, Policy,
+    ResetPasswordFlag, google_duration,
+};
+use passcode_operator::amapi::retry::RetryPolicy;
+use passcode_operator::amapi::{AmapiClient, AmapiError, ClientOptions, ServiceAccount};
+use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+const CANARY: &str = "Zx9!canary-839201";
+
+struct Setup {
+    sim: Simulator,
+    dir: PathBuf,
+    admin: reqwest::Client,
+}
+
+impl Setup {
+    async fn new(name: &str, fleet: &str) -> Setup {
+        Self::on(name, fleet, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    async fn on(name: &str, fleet: &str, listen: std::net::SocketAddr) -> Setup {
+        passcode_operator::install_crypto_provider();
+        let dir = std::env::temp_dir().join(format!("amapi-client-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sim = Simulator::start(SimulatorConfig {
+            listen,
+            fleet: Fleet::from_yaml(fleet).unwrap(),
+            credentials_path: Some(dir.join("sa.json")),
+        })
+        .await
+        .unwrap();
+        std::fs::write(dir.join("sa.json"), sim.credentials_json()).unwrap();
+        Setup {
+            sim,
+            dir,
+            admin: reqwest::Client::new(),
+        }
+    }
+
+    async fn client(&self, retry: RetryPolicy) -> AmapiClient {
+        let auth = ServiceAccount::from_file(&self.dir.join("sa.json"), None)
+            .await
+            .unwrap();
+        AmapiClient::new(
+            auth,
+            ClientOptions {
+                base_url: self.sim.base_url(),
+                requests_per_second: 200.0,
+                burst: 50,
+                retry,
+                timeout: Duration::from_secs(5),
+            },
+        )
+        .unwrap()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}sim/v1/{path}", self.sim.base_url())
+    }
+
+    async fn admin_get(&self, path: &str) -> Value {
+        self.admin
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn admin_send(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let r = self
+            .admin
+            .request(method, self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap_or(Value::Null)
+    }
+
+    async fn faults(&self, faults: Value) {
+        self.admin_send(reqwest::Method::PUT, "faults", faults)
+            .await;
+    }
+
+    async fn counter(&self, method: &str) -> u64 {
+        self.admin_get("counters").await["methods"][method]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    async fn commands(&self, device: &str) -> Vec<Value> {
+        let v = self.admin_get(&format!("{device}/commands")).await;
+        v.as_array()
+            .cloned()
+            .or_else(|| v["commands"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    async fn sync(&self, device: &str) {
+        let r = self
+            .admin
+            .post(self.url(&format!("{device}:sync")))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "sync {device}: {}", r.status());
+    }
+}
+
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 6,
+        base: Duration::from_millis(5),
+        max_delay: Duration::from_millis(50),
+    }
+}
+
+fn once() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 1,
+        ..fast()
+    }
+}
+
+const FLEET: &str = r#"
+enterprises:
+  - id: E1
+    policies:
+      - id: wp
+        passwordPolicies:
+          - {passwordScope: SCOPE_PROFILE, passwordQuality: NUMERIC_COMPLEX, passwordMinimumLength: 6}
+          - {passwordScope: SCOPE_DEVICE, passwordQuality: SOMETHING}
+    devices:
+      - {id: phone, managementMode: PROFILE_OWNER, apiLevel: 34, policy: wp, syncDelay: 60s}
+      - {id: offline, managementMode: PROFILE_OWNER, apiLevel: 34, policy: wp, online: false}
+"#;
+
+const PHONE: &str = "enterprises/E1/devices/phone";
+
+fn reset_command(passcode: &str) -> Command {
+    Command {
+        type_: CommandType::ResetPassword,
+        new_password: Some(Zeroizing::new(passcode.to_owned())),
+        reset_password_flags: vec![ResetPasswordFlag::LockNow],
+        duration: Some(google_duration(600)),
+    }
+}
+
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn devices_get_and_list_every_page() {
+    let mut fleet = String::from("enterprises:\n  - id: E1\n    devices:\n");
+    for i in 0..230 {
+        fleet.push_str(&format!(
+            "      - {{id: d{i:03}, managementMode: PROFILE_OWNER}}\n"
+        ));
+    }
+    let s = Setup::new("list", &fleet).await;
+    let c = s.client(fast()).await;
+    let d = c.get_device("enterprises/E1/devices/d007").await.unwrap();
+    assert_eq!(d.name, "enterprises/E1/devices/d007");
+    assert!(d.api_level.is_some());
+    let all = c.list_devices("E1").await.unwrap();
+    assert_eq!(all.len(), 230, "every page");
+    assert!(
+        s.counter("devices.list").await >= 3,
+        "230 devices need 3 pages of 100"
+    );
+    let missing = c
+        .get_device("enterprises/E1/devices/nope")
+        .await
+        .unwrap_err();
+    assert!(
+        missing.is_not_found() && !missing.is_transient(),
+        "{missing}"
+    );
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn issue_poll_list_and_cancel_commands() {
+    let s = Setup::new("commands", FLEET).await;
+    let c = s.client(fast()).await;
+    let op = c
+        .issue_command(PHONE, &reset_command("830417"))
+        .await
+        .unwrap();
+    assert!(
+        op.name
+            .starts_with("enterprises/E1/devices/phone/operations/")
+    );
+    assert_eq!(op.outcome(), OperationOutcome::Pending);
+    s.sync("enterprises/E1/devices/phone").await;
+    let done = c.get_operation(&op.name).await.unwrap();
+    assert_eq!(done.outcome(), OperationOutcome::Succeeded);
+    let listed = c.list_operations(PHONE).await.unwrap();
+    assert!(listed.iter().any(|o| o.name == op.name));
+
+    // The device judges the passcode with its applied policy: 1234 is too short and a sequence.
+    let bad = c
+        .issue_command(PHONE, &reset_command("1234"))
+        .await
+        .unwrap();
+    s.sync("enterprises/E1/devices/phone").await;
+    let refused = c.get_operation(&bad.name).await.unwrap();
+    assert!(
+        matches!(refused.outcome(), OperationOutcome::CommandError(_)),
+        "{refused:?}"
+    );
+
+    // Cancel before the device acts.
+    let offline = "enterprises/E1/devices/offline";
+    let pending = c
+        .issue_command(offline, &reset_command("830417"))
+        .await
+        .unwrap();
+    c.cancel_operation(&pending.name).await.unwrap();
+    let cancelled = c.get_operation(&pending.name).await.unwrap();
+    assert_eq!(cancelled.outcome(), OperationOutcome::Cancelled);
+    assert_eq!(s.counter("devices.issueCommand").await, 3);
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn policies_get_and_patch_with_update_mask() {
+    let s = Setup::new("policies", FLEET).await;
+    let c = s.client(fast()).await;
+    let name = "enterprises/E1/policies/wp";
+    let before = c.get_policy(name).await.unwrap();
+    let mut policies = before.password_policies.clone();
+    policies[0].password_minimum_length = Some(8);
+    let written = c
+        .patch_policy(
+            name,
+            &Policy {
+                password_policies: policies,
+                ..Default::default()
+            },
+            &["passwordPolicies"],
+        )
+        .await
+        .unwrap();
+    assert!(written.version > before.version, "version increments");
+    let after = c.get_policy(name).await.unwrap();
+    assert_eq!(after.password_policies[0].password_minimum_length, Some(8));
+    assert_eq!(
+        after.password_policies[1].password_scope,
+        Some(PasswordScope::Device),
+        "other scopes kept"
+    );
+    let refused = c
+        .patch_policy(name, &Policy::default(), &[])
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("updateMask"));
+    assert_eq!(
+        s.counter("policies.patch").await,
+        1,
+        "a maskless patch never leaves the client"
+    );
+    let _ = PasswordRequirements::default();
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn safe_calls_are_retried_through_5xx_and_429() {
+    let s = Setup::new("retries", FLEET).await;
+    let c = s
+        .client(RetryPolicy {
+            max_attempts: 40,
+            ..fast()
+        })
+        .await;
+    s.faults(json!({"errorRate": 0.5, "throttleRate": 0.2}))
+        .await;
+    for _ in 0..10 {
+        c.get_device(PHONE).await.expect("retried to success");
+    }
+    let counters = s.admin_get("counters").await;
+    assert!(
+        counters["faults"]["errors"].as_u64().unwrap() > 0,
+        "{counters}"
+    );
+    assert!(
+        s.counter("devices.get").await > 10,
+        "some calls were retried"
+    );
+    s.faults(json!({"errorRate": 1.0})).await;
+    let e = s.client(fast()).await.get_device(PHONE).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn issue_command_is_never_repeated_blindly() {
+    let s = Setup::new("exactly-once", FLEET).await;
+    let c = s.client(fast()).await;
+
+    // 5xx: the outcome is unknown, so the command is not sent again.
+    s.faults(json!({"errorRate": 1.0})).await;
+    let e = c
+        .issue_command(PHONE, &reset_command("830417"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AmapiError::Ambiguous { .. }), "{e}");
+    assert_eq!(s.counter("devices.issueCommand").await, 1, "sent once");
+    assert_eq!(
+        s.commands(PHONE).await.len(),
+        0,
+        "the simulator refused it before processing"
+    );
+
+    // A dropped connection after processing: ambiguous, and the command does exist.
+    s.faults(json!({"dropRate": 1.0})).await;
+    let e = c
+        .issue_command(PHONE, &reset_command("830417"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AmapiError::Ambiguous { .. }), "{e}");
+    assert_eq!(
+        s.commands(PHONE).await.len(),
+        1,
+        "the caller must look at the operations"
+    );
+    s.faults(json!({})).await;
+    assert_eq!(c.list_operations(PHONE).await.unwrap().len(), 1);
+
+    // 429 means not processed: retried, and exactly one command results.
+    s.faults(json!({"throttleRate": 0.6})).await;
+    let calls_before = s.counter("devices.issueCommand").await;
+    let mut created = 0;
+    for _ in 0..5 {
+        if c.issue_command(PHONE, &reset_command("830417"))
+            .await
+            .is_ok()
+        {
+            created += 1;
+        }
+    }
+    s.faults(json!({})).await;
+    assert_eq!(
+        s.commands(PHONE).await.len(),
+        1 + created,
+        "each success is exactly one command"
+    );
+    assert!(s.counter("devices.issueCommand").await > calls_before + 5 || created < 5);
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn quota_exhaustion_is_transient_with_retry_after() {
+    let s = Setup::new("quota", FLEET).await;
+    s.admin_send(
+        reqwest::Method::PUT,
+        "quota",
+        json!({"requests": 3, "window": "100s"}),
+    )
+    .await;
+    let c = s.client(once()).await;
+    for _ in 0..3 {
+        c.get_device(PHONE).await.unwrap();
+    }
+    match c.get_device(PHONE).await.unwrap_err() {
+        AmapiError::Transient {
+            status: Some(429),
+            retry_after: Some(wait),
+            rpc_status,
+            ..
+        } => {
+            assert!(
+                wait > Duration::from_secs(50) && wait <= Duration::from_secs(100),
+                "{wait:?}"
+            );
+            assert_eq!(rpc_status.as_deref(), Some("RESOURCE_EXHAUSTED"));
+        }
+        other => panic!("expected a 429 with Retry-After, got {other:?}"),
+    }
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn tokens_are_renewed_when_they_expire_or_are_refused() {
+    // Short-lived tokens: the client keeps working across expiries.
+    let short = format!("settings: {{tokenTtl: 1s}}\n{FLEET}");
+    let s = Setup::new("token-ttl", &short).await;
+    let c = s.client(fast()).await;
+    until("a second token", || async {
+        c.get_device(PHONE).await.unwrap();
+        s.admin_get("counters").await["tokens"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    })
+    .await;
+    s.sim.shutdown().await;
+
+    // A token the server no longer honours (simulator restarted with the same key): one 401,
+    // one refresh, success.
+    let s = Setup::new("token-401", FLEET).await;
+    let c = s.client(fast()).await;
+    c.get_device(PHONE).await.unwrap();
+    let addr = s.sim.local_addr();
+    let dir = s.dir.clone();
+    s.sim.shutdown().await;
+    let s2 = Setup::on("token-401", FLEET, addr).await;
+    assert_eq!(s2.dir, dir);
+    c.get_device(PHONE).await.expect("refreshed after a 401");
+    let counters = s2.admin_get("counters").await;
+    assert_eq!(counters["unauthenticated"], 1, "{counters}");
+    assert_eq!(counters["tokens"], 1, "{counters}");
+    s2.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_credentials_are_clear_errors() {
+    let s = Setup::new("bad-creds", FLEET).await;
+    let missing = ServiceAccount::from_file(&s.dir.join("missing.json"), None)
+        .await
+        .err()
+        .unwrap();
+    assert!(missing.to_string().contains("missing.json"), "{missing}");
+    // A key the simulator did not issue: the token endpoint refuses the signature.
+    let mut key: Value = serde_json::from_str(&s.sim.credentials_json()).unwrap();
+    let other = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    key["private_key"] = rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&other, Default::default())
+        .unwrap()
+        .to_string()
+        .into();
+    std::fs::write(s.dir.join("forged.json"), key.to_string()).unwrap();
+    let auth = ServiceAccount::from_file(&s.dir.join("forged.json"), None)
+        .await
+        .unwrap();
+    let c = AmapiClient::new(
+        auth,
+        ClientOptions {
+            base_url: s.sim.base_url(),
+            retry: once(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let e = c.get_device(PHONE).await.unwrap_err();
+    assert!(matches!(e, AmapiError::Auth(_)), "{e}");
+    assert_eq!(
+        s.counter("devices.get").await,
+        0,
+        "no AMAPI call without a token"
+    );
+    s.sim.shutdown().await;
+}
+
+/// A writer the test can read back: everything logged at TRACE, from client and simulator.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_passcode_never_appears_in_logs_results_or_errors() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let mut seen = String::new();
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let s = Setup::new("canary", FLEET).await;
+            let c = s.client(fast()).await;
+            let ok = c
+                .issue_command(PHONE, &reset_command(CANARY))
+                .await
+                .unwrap();
+            s.sync("enterprises/E1/devices/phone").await;
+            let done = c.get_operation(&ok.name).await.unwrap();
+            let listed = c.list_operations(PHONE).await.unwrap();
+            seen.push_str(&format!(
+                "{ok:?}{done:?}{listed:?}{}",
+                serde_json::to_string(&listed).unwrap()
+            ));
+            seen.push_str(&format!("{:?}", reset_command(CANARY)));
+            for faults in [
+                json!({"errorRate": 1.0}),
+                json!({"dropRate": 1.0}),
+                json!({"throttleRate": 1.0}),
+            ] {
+                s.faults(faults).await;
+                let e = c
+                    .issue_command(PHONE, &reset_command(CANARY))
+                    .await
+                    .unwrap_err();
+                seen.push_str(&format!("{e}{e:?}"));
+            }
+            s.faults(json!({})).await;
+            // The raw operation as the simulator serves it does echo the passcode, like Google:
+            // proof that the client's redaction is what keeps it out.
+            let token_free = s.admin_get("commands").await.to_string();
+            assert!(!token_free.contains(CANARY), "the admin API never shows it");
+            s.sim.shutdown().await;
+        });
+    });
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("amapi call"), "TRACE logging was captured");
+    assert!(
+        !logs.contains(CANARY) && !logs.contains("canary"),
+        "logs leak the passcode"
+    );
+    assert!(
+        !seen.contains(CANARY) && !seen.contains("canary"),
+        "results or errors leak it: {seen}"
+    );
+}
