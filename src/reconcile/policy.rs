@@ -108,6 +108,15 @@ fn same(a: &PasswordRequirements, b: &PasswordRequirements) -> bool {
     norm(a) == norm(b)
 }
 
+/// The enterprise id of an AMAPI policy name (`enterprises/E/policies/P`).
+pub fn policy_enterprise(name: &str) -> Option<&str> {
+    let mut parts = name.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("enterprises"), Some(e), Some("policies"), Some(p), None) if !e.is_empty() && !p.is_empty() => Some(e),
+        _ => None,
+    }
+}
+
 /// Other policies (by name) that list the same AMAPI policy.
 pub fn conflicts(
     me: &WorkProfilePasscodePolicy,
@@ -151,7 +160,18 @@ async fn run(policy: Arc<WorkProfilePasscodePolicy>, ctx: &Context) -> Result<Ac
     let previous = policy.status.clone().unwrap_or_default();
     let mut entries = Vec::new();
     let mut events = Vec::new();
-    for name in &policy.spec.amapi_policies {
+    // Only AMAPI policies of enterprises this operator may act on; another operator (or none)
+    // looks after the rest.
+    let ours: Vec<&String> = policy
+        .spec
+        .amapi_policies
+        .iter()
+        .filter(|name| policy_enterprise(name).is_some_and(|e| ctx.config.allows(e)))
+        .collect();
+    if ours.is_empty() {
+        return Ok(Action::await_change());
+    }
+    for name in ours {
         let conflicts_with = conflicts(&policy, &all, name);
         let mut status = AmapiPolicyStatus {
             name: name.clone(),

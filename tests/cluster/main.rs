@@ -3,4 +3,6 @@
 mod support;
 
 mod crds;
+mod env;
 mod rbac;
+mod resets;

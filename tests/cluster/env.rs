@@ -1,0 +1,295 @@
+//! One operator scenario: a namespace, an enterprise of its own in an in-process AMAPI simulator
+//! (real HTTP, real OAuth), and the operator binary running as a separate process under the
+//! operator's ServiceAccount (the RBAC of `manifests/`), watching only that namespace and
+//! enterprise so scenarios run side by side.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::Client;
+use passcode_operator::api::{PasscodeReset, Phase};
+use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
+use serde_json::{Value, json};
+
+use crate::support::{admin, control_plane, namespace};
+
+pub struct Env {
+    pub ns: String,
+    pub enterprise: String,
+    pub client: Client,
+    pub sim: Simulator,
+    pub dir: PathBuf,
+    pub operator: Option<Operator>,
+    http: reqwest::Client,
+}
+
+#[derive(Clone, Default)]
+pub struct OperatorOptions {
+    pub failpoint: Option<String>,
+    pub leader_election: bool,
+    pub identity: Option<String>,
+    pub log_level: Option<String>,
+    /// Act on every namespace (for the leader-election test's shared lease).
+    pub lease_name: Option<String>,
+}
+
+pub struct Operator {
+    child: Child,
+    pub log: PathBuf,
+    pub listen: SocketAddr,
+}
+
+impl Operator {
+    /// SIGKILL: no cleanup, like a node failure.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to end by itself (a failpoint), up to `deadline`.
+    pub fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < until, "operator did not exit; log:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A fleet with one enterprise, the given policies and devices (YAML list items, indented for the
+/// `policies:` and `devices:` keys).
+pub fn fleet(enterprise: &str, policies: &str, devices: &str) -> String {
+    format!(
+        "enterprises:\n  - id: {enterprise}\n    policies:\n{policies}\n    devices:\n{devices}\n"
+    )
+}
+
+impl Env {
+    pub async fn new(test: &str, policies: &str, devices: &str) -> Env {
+        Self::with(test, policies, devices, OperatorOptions::default()).await
+    }
+
+    pub async fn with(test: &str, policies: &str, devices: &str, options: OperatorOptions) -> Env {
+        let mut env = Self::without_operator(test, policies, devices).await;
+        env.start_operator(options);
+        env
+    }
+
+    pub async fn without_operator(test: &str, policies: &str, devices: &str) -> Env {
+        passcode_operator::install_crypto_provider();
+        let client = admin().await;
+        let ns = namespace(&client, test).await;
+        // Enterprise ids are unique per scenario, so policies of other scenarios are not ours.
+        let enterprise = format!("E{}", ns.replace('-', ""));
+        let dir = control_plane().dir.join("scenarios").join(&ns);
+        std::fs::create_dir_all(&dir).unwrap();
+        let policies = if policies.trim().is_empty() { "      - id: none\n".to_owned() } else { policies.to_owned() };
+        let fleet = Fleet::from_yaml(&fleet(&enterprise, &policies, devices)).expect("fleet");
+        let sim = Simulator::start(SimulatorConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            fleet,
+            credentials_path: Some(dir.join("sa.json")),
+        })
+        .await
+        .expect("simulator");
+        std::fs::write(dir.join("sa.json"), sim.credentials_json()).unwrap();
+        Env { ns, enterprise, client, sim, dir, operator: None, http: reqwest::Client::new() }
+    }
+
+    pub fn start_operator(&mut self, options: OperatorOptions) {
+        let listen = free_port();
+        let n = std::fs::read_dir(&self.dir).map(|d| d.count()).unwrap_or(0);
+        let log = self.dir.join(format!("operator-{n}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_passcode-operator"));
+        cmd.arg("run")
+            .args(["--kubeconfig", control_plane().dir.join("operator.kubeconfig").to_str().unwrap()])
+            .args(["--credentials", self.dir.join("sa.json").to_str().unwrap()])
+            .args(["--amapi-base-url", &self.sim.base_url()])
+            .args(["--enterprises", &self.enterprise])
+            .args(["--namespace", &self.ns])
+            .args(["--listen", &listen.to_string()])
+            .args(["--amapi-rate", "100"])
+            .args(["--policy-resync", "2s"])
+            .args(["--log-format", "json"])
+            .args(["--log-level", options.log_level.as_deref().unwrap_or("info,passcode_operator=debug")])
+            .args(["--leader-election", if options.leader_election { "true" } else { "false" }])
+            .args(["--lease-namespace", &self.ns])
+            .env_remove("KUBECONFIG")
+            .env_remove("PASSCODE_OPERATOR_FAILPOINT")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        if let Some(lease) = &options.lease_name {
+            cmd.args(["--lease-name", lease]);
+        }
+        if let Some(id) = &options.identity {
+            cmd.args(["--identity", id]);
+        }
+        if let Some(fp) = &options.failpoint {
+            cmd.env("PASSCODE_OPERATOR_FAILPOINT", fp);
+        }
+        let child = cmd.spawn().expect("start the operator");
+        self.operator = Some(Operator { child, log, listen });
+    }
+
+    pub fn device(&self, id: &str) -> String {
+        format!("enterprises/{}/devices/{id}", self.enterprise)
+    }
+
+    pub fn policy(&self, id: &str) -> String {
+        format!("enterprises/{}/policies/{id}", self.enterprise)
+    }
+
+    pub fn resets(&self) -> Api<PasscodeReset> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub async fn secret(&self, name: &str, key: &str, value: &[u8]) {
+        let secret = Secret {
+            metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+            data: Some([(key.to_string(), k8s_openapi::ByteString(value.to_vec()))].into()),
+            ..Default::default()
+        };
+        Api::<Secret>::namespaced(self.client.clone(), &self.ns)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+
+    pub async fn delete_secret(&self, name: &str) {
+        Api::<Secret>::namespaced(self.client.clone(), &self.ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+
+    /// Creates a reset for device `device_id`; `extra` adds spec fields.
+    pub async fn reset(&self, name: &str, device_id: &str, extra: Value) -> PasscodeReset {
+        let mut spec = json!({"device": self.device(device_id)});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        let reset: PasscodeReset = serde_json::from_value(json!({
+            "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+            "kind": "PasscodeReset",
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.resets().create(&PostParams::default(), &reset).await.unwrap()
+    }
+
+    /// Waits until `check` holds for the reset, or fails with the reset and the operator's log.
+    pub async fn wait(&self, name: &str, what: &str, check: impl Fn(&PasscodeReset) -> bool) -> PasscodeReset {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.resets().get_opt(name).await.unwrap();
+            if let Some(r) = &r
+                && check(r)
+            {
+                return r.clone();
+            }
+            if Instant::now() > deadline {
+                let log = self.operator.as_ref().map(|o| o.logs()).unwrap_or_default();
+                let tail: String = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                panic!("{name}: timed out waiting for {what}; reset: {:#?}\noperator log tail:\n{tail}", r.map(|r| r.status));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for a final phase and returns the reset.
+    pub async fn done(&self, name: &str) -> PasscodeReset {
+        self.wait(name, "a final phase", |r| r.phase().is_terminal()).await
+    }
+
+    pub async fn reason_is(&self, name: &str, reason: passcode_operator::api::Reason) -> PasscodeReset {
+        let r = self.done(name).await;
+        let status = r.status.clone().unwrap();
+        assert_eq!(status.reason, Some(reason), "{name}: {status:#?}");
+        assert_eq!(status.phase, Some(reason.phase()));
+        r
+    }
+
+    pub async fn wait_gone(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.resets().get_opt(name).await.unwrap().is_some() {
+            assert!(Instant::now() < deadline, "{name} was not deleted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // --- the simulator's inspection API ---
+
+    fn sim_url(&self, path: &str) -> String {
+        format!("{}sim/v1/{path}", self.sim.base_url())
+    }
+
+    pub async fn sim_get(&self, path: &str) -> Value {
+        self.http.get(self.sim_url(path)).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn sim_send(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let r = self.http.request(method, self.sim_url(path)).json(&body).send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Every command the device received.
+    pub async fn commands(&self, device_id: &str) -> Vec<Value> {
+        let v = self.sim_get(&format!("enterprises/{}/devices/{device_id}/commands", self.enterprise)).await;
+        v.as_array().cloned().or_else(|| v["commands"].as_array().cloned()).unwrap_or_default()
+    }
+
+    pub async fn patch_device(&self, device_id: &str, patch: Value) -> Value {
+        self.sim_send(reqwest::Method::PATCH, &format!("enterprises/{}/devices/{device_id}", self.enterprise), patch).await
+    }
+
+    pub async fn admin_device(&self, device_id: &str) -> Value {
+        self.sim_get(&format!("enterprises/{}/devices/{device_id}", self.enterprise)).await
+    }
+
+    pub async fn counter(&self, method: &str) -> u64 {
+        self.sim_get("counters").await["methods"][method].as_u64().unwrap_or(0)
+    }
+
+    pub async fn metrics(&self) -> String {
+        let op = self.operator.as_ref().expect("operator");
+        self.http.get(format!("http://{}/metrics", op.listen)).send().await.unwrap().text().await.unwrap()
+    }
+
+    pub fn phase(r: &PasscodeReset) -> Phase {
+        r.phase()
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
