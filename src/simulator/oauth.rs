@@ -24,6 +24,9 @@ pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const MAX_ASSERTION_LIFETIME: i64 = 3600;
 /// How far in the future `iat` may be (clock skew between client and server).
 const IAT_SKEW: i64 = 60;
+/// Google's token endpoint. Google's own libraries (google-auth for Python) always name it as the
+/// audience, whatever `token_uri` the key file says, and Google accepts it; so does the simulator.
+pub const GOOGLE_TOKEN_ENDPOINT: &str = "https://oauth2.googleapis.com/token";
 
 /// Issued access tokens and when each expires.
 #[derive(Debug)]
@@ -93,7 +96,8 @@ struct Claims {
 }
 
 /// Checks a JWT-bearer assertion: RS256 signed by the service account's key, issued by its
-/// email, for this token endpoint, asking for the AMAPI scope, short-lived and unexpired.
+/// email, for this token endpoint (or Google's), asking for the AMAPI scope, short-lived and
+/// unexpired.
 pub fn verify_assertion(
     assertion: &str,
     key: &DecodingKey,
@@ -120,14 +124,15 @@ pub fn verify_assertion(
             "Invalid JWT: iss is not this service account's client_email.",
         ));
     }
+    let accepted = |a: &str| a == token_uri || a == GOOGLE_TOKEN_ENDPOINT;
     let audience_ok = match &claims.aud {
-        Some(Value::String(a)) => a == token_uri,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(token_uri)),
+        Some(Value::String(a)) => accepted(a),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(accepted),
         _ => false,
     };
     if !audience_ok {
         return Err(OAuthError::grant(format!(
-            "Invalid JWT: aud must be the token endpoint {token_uri}."
+            "Invalid JWT: aud must be the token endpoint ({token_uri} or {GOOGLE_TOKEN_ENDPOINT})."
         )));
     }
     let scopes = claims.scope.unwrap_or_default();
