@@ -10,7 +10,7 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -104,21 +104,33 @@ pub fn verify_assertion(
     token_uri: &str,
     now_unix: i64,
 ) -> Result<(), OAuthError> {
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Claims>(assertion, key, &validation)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => OAuthError::grant(
-                "Invalid JWT signature: not signed by this service account's key.",
-            ),
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                OAuthError::grant("Invalid JWT: the assertion must be signed with RS256.")
-            }
-            _ => OAuthError::grant(format!("Invalid JWT: {e}.")),
-        })?
-        .claims;
+    // Google accepts base64url segments with or without padding (yup-oauth2 pads them); the
+    // signature covers the segments exactly as sent.
+    let parts: Vec<&str> = assertion.split('.').collect();
+    let [header, payload, signature] = parts[..] else {
+        return Err(OAuthError::grant(
+            "Invalid JWT: expected three dot-separated segments.",
+        ));
+    };
+    let unpad = |segment: &str| segment.trim_end_matches('=').to_owned();
+    let normalized = format!("{}.{}.{}", unpad(header), unpad(payload), unpad(signature));
+    let decoded = jsonwebtoken::dangerous::insecure_decode::<Claims>(&normalized)
+        .map_err(|e| OAuthError::grant(format!("Invalid JWT: {e}.")))?;
+    if decoded.header.alg != Algorithm::RS256 {
+        return Err(OAuthError::grant(
+            "Invalid JWT: the assertion must be signed with RS256.",
+        ));
+    }
+    let message = format!("{header}.{payload}");
+    let signed =
+        jsonwebtoken::crypto::verify(&unpad(signature), message.as_bytes(), key, Algorithm::RS256)
+            .unwrap_or(false);
+    if !signed {
+        return Err(OAuthError::grant(
+            "Invalid JWT signature: not signed by this service account's key.",
+        ));
+    }
+    let claims = decoded.claims;
     if claims.iss.as_deref() != Some(CLIENT_EMAIL) {
         return Err(OAuthError::grant(
             "Invalid JWT: iss is not this service account's client_email.",
