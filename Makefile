@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_DIR ?= $(CURDIR)/.demo
 
-.PHONY: help deps control-plane build test lint unit crds demo demo-stop clean
+.PHONY: help deps control-plane discovery build test lint unit crds demo demo-stop clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ deps: ## install system packages the tests use (apt), toolchain components
 
 control-plane: deps ## install etcd and build kube-apiserver v1.20.2 once (cached in ~/.cache)
 	@hack/control-plane install
+
+discovery: deps ## cache AMAPI's discovery document and a venv with Google's Python client (contract tests)
+	@hack/discovery
 
 build: ## release build of the binary
 	$(CARGO) build --release --locked
@@ -26,7 +29,7 @@ lint: ## rustfmt and clippy, warnings are errors
 crds: ## regenerate crds/ from the code
 	$(CARGO) run --quiet --locked -- crds > crds/crds.yaml
 
-test: control-plane lint ## every test: lint, unit, integration against a real kube-apiserver
+test: control-plane discovery lint ## every test: lint, unit, integration against a real kube-apiserver
 	$(CARGO) test --locked --no-fail-fast
 	@hack/no-strays
 

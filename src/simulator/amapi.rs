@@ -91,54 +91,49 @@ async fn call(
         .expect("counters lock")
         .called(method);
     let faults = *shared.faults.lock().expect("faults lock");
-    let gated = gate(shared, headers, params.as_ref().ok());
-    let response = match gated {
-        Err(e) => Err(e),
-        Ok(()) => match params {
-            Err(e) => Err(e.clone()),
-            Ok(_) => Ok({
-                let now = shared.clock.now();
-                let result = {
-                    let mut world = shared.world.lock().expect("world lock");
-                    world.tick(now);
-                    process(&mut world, now)
-                };
-                shared.wake.notify_one();
-                result
-            }),
-        },
-    };
+    let admitted = gate(shared, headers, params.as_ref().ok())
+        .and_then(|()| params.as_ref().map(|_| ()).map_err(Clone::clone));
+    // Processed only once admitted: refused calls change nothing and are never dropped.
+    let processed = admitted.map(|()| {
+        let now = shared.clock.now();
+        let result = {
+            let mut world = shared.world.lock().expect("world lock");
+            world.tick(now);
+            process(&mut world, now)
+        };
+        shared.wake.notify_one();
+        result
+    });
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
-    match response {
-        Err(e) => {
+    let result = match processed {
+        Ok(result) => result,
+        Err(refused) => {
             tracing::debug!(
                 method = method.as_str(),
-                status = e.status,
+                status = refused.status,
                 "AMAPI call refused"
             );
+            return refused.into_response();
+        }
+    };
+    let response = match result {
+        Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+        Err(e) => {
+            tracing::debug!(method = method.as_str(), status = e.status, message = %e.message, "AMAPI call failed");
             e.into_response()
         }
-        Ok(result) => {
-            let response = match result {
-                Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
-                Err(e) => {
-                    tracing::debug!(method = method.as_str(), status = e.status, message = %e.message, "AMAPI call failed");
-                    e.into_response()
-                }
-            };
-            if faults.drops(fastrand::f64) {
-                shared.counters.lock().expect("counters lock").fault_dropped += 1;
-                tracing::info!(
-                    method = method.as_str(),
-                    "fault: dropping the connection after processing"
-                );
-                return cut_off(response).await;
-            }
-            response
-        }
+    };
+    if faults.drops(fastrand::f64) {
+        shared.counters.lock().expect("counters lock").fault_dropped += 1;
+        tracing::info!(
+            method = method.as_str(),
+            "fault: dropping the connection after processing"
+        );
+        return cut_off(response).await;
     }
+    response
 }
 
 /// Authentication, quota and injected faults: what stops a call before it is processed.

@@ -194,6 +194,9 @@ impl Fleet {
                     return Err(format!("{at}: policy {} is listed twice", p.id));
                 }
                 policy_ids.push(&p.id);
+                if p.version.is_some_and(|v| v < 1) {
+                    return Err(format!("{at}: policy {}: version must be 1 or more", p.id));
+                }
                 p.to_state(&e.id)
                     .map_err(|err| format!("{at}: policy {}: {err}", p.id))?;
             }
@@ -359,6 +362,8 @@ enterprises:
         assert!(duration.contains("forever"), "{duration}");
         let id = error("enterprises: [{id: 'a/b'}]");
         assert!(id.contains("a/b"), "{id}");
+        let version = error("enterprises: [{id: E, policies: [{id: p, version: 0}]}]");
+        assert!(version.contains("version"), "{version}");
         let level = error("enterprises: [{id: E, devices: [{id: d, apiLevel: 0}]}]");
         assert!(level.contains("apiLevel"), "{level}");
     }

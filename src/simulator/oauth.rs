@@ -24,6 +24,9 @@ pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const MAX_ASSERTION_LIFETIME: i64 = 3600;
 /// How far in the future `iat` may be (clock skew between client and server).
 const IAT_SKEW: i64 = 60;
+/// Google's token endpoint. Google's own libraries (google-auth for Python) always name it as the
+/// audience, whatever `token_uri` the key file says, and Google accepts it; so does the simulator.
+pub const GOOGLE_TOKEN_ENDPOINT: &str = "https://oauth2.googleapis.com/token";
 
 /// Issued access tokens and when each expires.
 #[derive(Debug)]
@@ -93,57 +96,55 @@ struct Claims {
 }
 
 /// Checks a JWT-bearer assertion: RS256 signed by the service account's key, issued by its
-/// email, for this token endpoint, asking for the AMAPI scope, short-lived and unexpired.
+/// email, for this token endpoint (or Google's), asking for the AMAPI scope, short-lived and
+/// unexpired.
 pub fn verify_assertion(
     assertion: &str,
     key: &DecodingKey,
     token_uri: &str,
     now_unix: i64,
 ) -> Result<(), OAuthError> {
-    // Google accepts base64url with or without padding (yup-oauth2 pads); jsonwebtoken reads only
-    // unpadded segments. The signature covers the segments exactly as sent, so it is checked on
-    // those, and the unpadded copy is decoded after that.
+    // Google accepts base64url segments with or without padding (yup-oauth2 pads them); the
+    // signature covers the segments exactly as sent.
     let parts: Vec<&str> = assertion.split('.').collect();
-    let [header, payload, signature] = parts.as_slice() else {
+    let [header, payload, signature] = parts[..] else {
         return Err(OAuthError::grant(
-            "Invalid JWT: not three dot-separated segments.",
+            "Invalid JWT: expected three dot-separated segments.",
         ));
     };
-    let unpad = |s: &str| s.trim_end_matches('=').to_owned();
-    let signed = format!("{header}.{payload}");
-    let unpadded = format!("{}.{}.{}", unpad(header), unpad(payload), unpad(signature));
-    let algorithm = jsonwebtoken::decode_header(&unpadded)
-        .map_err(|e| OAuthError::grant(format!("Invalid JWT: {e}.")))?
-        .alg;
-    if algorithm != Algorithm::RS256 {
+    let unpad = |segment: &str| segment.trim_end_matches('=').to_owned();
+    let normalized = format!("{}.{}.{}", unpad(header), unpad(payload), unpad(signature));
+    let decoded = jsonwebtoken::dangerous::insecure_decode::<Claims>(&normalized)
+        .map_err(|e| OAuthError::grant(format!("Invalid JWT: {e}.")))?;
+    if decoded.header.alg != Algorithm::RS256 {
         return Err(OAuthError::grant(
             "Invalid JWT: the assertion must be signed with RS256.",
         ));
     }
-    let valid =
-        jsonwebtoken::crypto::verify(&unpad(signature), signed.as_bytes(), key, Algorithm::RS256)
-            .map_err(|e| OAuthError::grant(format!("Invalid JWT: {e}.")))?;
-    if !valid {
+    let message = format!("{header}.{payload}");
+    let signed =
+        jsonwebtoken::crypto::verify(&unpad(signature), message.as_bytes(), key, Algorithm::RS256)
+            .unwrap_or(false);
+    if !signed {
         return Err(OAuthError::grant(
             "Invalid JWT signature: not signed by this service account's key.",
         ));
     }
-    let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(&unpadded)
-        .map_err(|e| OAuthError::grant(format!("Invalid JWT: {e}.")))?
-        .claims;
+    let claims = decoded.claims;
     if claims.iss.as_deref() != Some(CLIENT_EMAIL) {
         return Err(OAuthError::grant(
             "Invalid JWT: iss is not this service account's client_email.",
         ));
     }
+    let accepted = |a: &str| a == token_uri || a == GOOGLE_TOKEN_ENDPOINT;
     let audience_ok = match &claims.aud {
-        Some(Value::String(a)) => a == token_uri,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(token_uri)),
+        Some(Value::String(a)) => accepted(a),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(accepted),
         _ => false,
     };
     if !audience_ok {
         return Err(OAuthError::grant(format!(
-            "Invalid JWT: aud must be the token endpoint {token_uri}."
+            "Invalid JWT: aud must be the token endpoint ({token_uri} or {GOOGLE_TOKEN_ENDPOINT})."
         )));
     }
     let scopes = claims.scope.unwrap_or_default();
