@@ -111,8 +111,18 @@ fn same(a: &PasswordRequirements, b: &PasswordRequirements) -> bool {
 /// The enterprise id of an AMAPI policy name (`enterprises/E/policies/P`).
 pub fn policy_enterprise(name: &str) -> Option<&str> {
     let mut parts = name.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("enterprises"), Some(e), Some("policies"), Some(p), None) if !e.is_empty() && !p.is_empty() => Some(e),
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("enterprises"), Some(e), Some("policies"), Some(p), None)
+            if !e.is_empty() && !p.is_empty() =>
+        {
+            Some(e)
+        }
         _ => None,
     }
 }

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use passcode_operator::api::{PasscodeReset, Phase};
 use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
 use serde_json::{Value, json};
@@ -50,20 +50,21 @@ impl Operator {
         let _ = self.child.wait();
     }
 
-    /// Waits for the process to end by itself (a failpoint), up to `deadline`.
-    pub fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+    /// Waits for the process to end by itself (a failpoint), up to `deadline`. Async: the
+    /// simulator serves from this test's runtime and must keep answering meanwhile.
+    pub async fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
         let until = Instant::now() + deadline;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < until, "operator did not exit; log:\n{}", self.logs());
-            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                Instant::now() < until,
+                "operator did not exit; log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    pub fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
     }
 
     pub fn logs(&self) -> String {
@@ -108,7 +109,11 @@ impl Env {
         let enterprise = format!("E{}", ns.replace('-', ""));
         let dir = control_plane().dir.join("scenarios").join(&ns);
         std::fs::create_dir_all(&dir).unwrap();
-        let policies = if policies.trim().is_empty() { "      - id: none\n".to_owned() } else { policies.to_owned() };
+        let policies = if policies.trim().is_empty() {
+            "      - id: none\n".to_owned()
+        } else {
+            policies.to_owned()
+        };
         let fleet = Fleet::from_yaml(&fleet(&enterprise, &policies, devices)).expect("fleet");
         let sim = Simulator::start(SimulatorConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -118,7 +123,15 @@ impl Env {
         .await
         .expect("simulator");
         std::fs::write(dir.join("sa.json"), sim.credentials_json()).unwrap();
-        Env { ns, enterprise, client, sim, dir, operator: None, http: reqwest::Client::new() }
+        Env {
+            ns,
+            enterprise,
+            client,
+            sim,
+            dir,
+            operator: None,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn start_operator(&mut self, options: OperatorOptions) {
@@ -128,7 +141,14 @@ impl Env {
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_passcode-operator"));
         cmd.arg("run")
-            .args(["--kubeconfig", control_plane().dir.join("operator.kubeconfig").to_str().unwrap()])
+            .args([
+                "--kubeconfig",
+                control_plane()
+                    .dir
+                    .join("operator.kubeconfig")
+                    .to_str()
+                    .unwrap(),
+            ])
             .args(["--credentials", self.dir.join("sa.json").to_str().unwrap()])
             .args(["--amapi-base-url", &self.sim.base_url()])
             .args(["--enterprises", &self.enterprise])
@@ -137,8 +157,21 @@ impl Env {
             .args(["--amapi-rate", "100"])
             .args(["--policy-resync", "2s"])
             .args(["--log-format", "json"])
-            .args(["--log-level", options.log_level.as_deref().unwrap_or("info,passcode_operator=debug")])
-            .args(["--leader-election", if options.leader_election { "true" } else { "false" }])
+            .args([
+                "--log-level",
+                options
+                    .log_level
+                    .as_deref()
+                    .unwrap_or("info,passcode_operator=debug"),
+            ])
+            .args([
+                "--leader-election",
+                if options.leader_election {
+                    "true"
+                } else {
+                    "false"
+                },
+            ])
             .args(["--lease-namespace", &self.ns])
             .env_remove("KUBECONFIG")
             .env_remove("PASSCODE_OPERATOR_FAILPOINT")
@@ -172,7 +205,10 @@ impl Env {
 
     pub async fn secret(&self, name: &str, key: &str, value: &[u8]) {
         let secret = Secret {
-            metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
             data: Some([(key.to_string(), k8s_openapi::ByteString(value.to_vec()))].into()),
             ..Default::default()
         };
@@ -202,11 +238,19 @@ impl Env {
             "spec": spec,
         }))
         .unwrap();
-        self.resets().create(&PostParams::default(), &reset).await.unwrap()
+        self.resets()
+            .create(&PostParams::default(), &reset)
+            .await
+            .unwrap()
     }
 
     /// Waits until `check` holds for the reset, or fails with the reset and the operator's log.
-    pub async fn wait(&self, name: &str, what: &str, check: impl Fn(&PasscodeReset) -> bool) -> PasscodeReset {
+    pub async fn wait(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&PasscodeReset) -> bool,
+    ) -> PasscodeReset {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let r = self.resets().get_opt(name).await.unwrap();
@@ -217,8 +261,19 @@ impl Env {
             }
             if Instant::now() > deadline {
                 let log = self.operator.as_ref().map(|o| o.logs()).unwrap_or_default();
-                let tail: String = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-                panic!("{name}: timed out waiting for {what}; reset: {:#?}\noperator log tail:\n{tail}", r.map(|r| r.status));
+                let tail: String = log
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                panic!(
+                    "{name}: timed out waiting for {what}; reset: {:#?}\noperator log tail:\n{tail}",
+                    r.map(|r| r.status)
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -226,10 +281,15 @@ impl Env {
 
     /// Waits for a final phase and returns the reset.
     pub async fn done(&self, name: &str) -> PasscodeReset {
-        self.wait(name, "a final phase", |r| r.phase().is_terminal()).await
+        self.wait(name, "a final phase", |r| r.phase().is_terminal())
+            .await
     }
 
-    pub async fn reason_is(&self, name: &str, reason: passcode_operator::api::Reason) -> PasscodeReset {
+    pub async fn reason_is(
+        &self,
+        name: &str,
+        reason: passcode_operator::api::Reason,
+    ) -> PasscodeReset {
         let r = self.done(name).await;
         let status = r.status.clone().unwrap();
         assert_eq!(status.reason, Some(reason), "{name}: {status:#?}");
@@ -252,36 +312,75 @@ impl Env {
     }
 
     pub async fn sim_get(&self, path: &str) -> Value {
-        self.http.get(self.sim_url(path)).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.sim_url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn sim_send(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let r = self.http.request(method, self.sim_url(path)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .request(method, self.sim_url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "{path}: {}", r.status());
         r.json().await.unwrap_or(Value::Null)
     }
 
     /// Every command the device received.
     pub async fn commands(&self, device_id: &str) -> Vec<Value> {
-        let v = self.sim_get(&format!("enterprises/{}/devices/{device_id}/commands", self.enterprise)).await;
-        v.as_array().cloned().or_else(|| v["commands"].as_array().cloned()).unwrap_or_default()
+        let v = self
+            .sim_get(&format!(
+                "enterprises/{}/devices/{device_id}/commands",
+                self.enterprise
+            ))
+            .await;
+        v.as_array()
+            .cloned()
+            .or_else(|| v["commands"].as_array().cloned())
+            .unwrap_or_default()
     }
 
     pub async fn patch_device(&self, device_id: &str, patch: Value) -> Value {
-        self.sim_send(reqwest::Method::PATCH, &format!("enterprises/{}/devices/{device_id}", self.enterprise), patch).await
+        self.sim_send(
+            reqwest::Method::PATCH,
+            &format!("enterprises/{}/devices/{device_id}", self.enterprise),
+            patch,
+        )
+        .await
     }
 
     pub async fn admin_device(&self, device_id: &str) -> Value {
-        self.sim_get(&format!("enterprises/{}/devices/{device_id}", self.enterprise)).await
+        self.sim_get(&format!(
+            "enterprises/{}/devices/{device_id}",
+            self.enterprise
+        ))
+        .await
     }
 
     pub async fn counter(&self, method: &str) -> u64 {
-        self.sim_get("counters").await["methods"][method].as_u64().unwrap_or(0)
+        self.sim_get("counters").await["methods"][method]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     pub async fn metrics(&self) -> String {
         let op = self.operator.as_ref().expect("operator");
-        self.http.get(format!("http://{}/metrics", op.listen)).send().await.unwrap().text().await.unwrap()
+        self.http
+            .get(format!("http://{}/metrics", op.listen))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     pub fn phase(r: &PasscodeReset) -> Phase {

@@ -28,31 +28,61 @@ fn merge(a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
 async fn new_passcode_with_lock_now_succeeds_once() {
     let env = Env::new("ok-lock", POLICY, PHONE).await;
     env.secret("pc", "passcode", b"830417").await;
-    env.reset("r", "phone", merge(with_secret(), json!({"lockNow": true}))).await;
+    env.reset("r", "phone", merge(with_secret(), json!({"lockNow": true})))
+        .await;
     let r = env.reason_is("r", Reason::PasscodeReset).await;
     let s = r.status.unwrap();
-    assert!(s.operation.as_deref().unwrap().starts_with(&env.device("phone")));
+    assert!(
+        s.operation
+            .as_deref()
+            .unwrap()
+            .starts_with(&env.device("phone"))
+    );
     assert!(s.issued_at.is_some() && s.completed_at.is_some() && s.expires_at.is_some());
     assert_eq!(s.observed_generation, r.metadata.generation);
-    assert_eq!(conditions::status_of(&s.conditions, conditions::READY), Some("True"));
-    assert_eq!(conditions::status_of(&s.conditions, conditions::STALLED), Some("False"));
+    assert_eq!(
+        conditions::status_of(&s.conditions, conditions::READY),
+        Some("True")
+    );
+    assert_eq!(
+        conditions::status_of(&s.conditions, conditions::STALLED),
+        Some("False")
+    );
     assert!(s.requirements.iter().all(|c| c.met) && !s.requirements.is_empty());
     let device = s.device.unwrap();
     assert_eq!(device.management_mode.as_deref(), Some("PROFILE_OWNER"));
     assert_eq!(device.api_level, Some(34));
     assert_eq!(env.commands("phone").await.len(), 1, "exactly one command");
     let sim_device = env.admin_device("phone").await;
-    assert_eq!(sim_device["locked"], true, "LOCK_NOW reached the device: {sim_device}");
-    assert!(r.metadata.finalizers.unwrap_or_default().is_empty(), "no finalizer once done");
+    assert_eq!(
+        sim_device["locked"], true,
+        "LOCK_NOW reached the device: {sim_device}"
+    );
+    env.wait("r", "the finalizer to go once done", |r| {
+        r.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty())
+    })
+    .await;
     // An Event for the transitions.
     let events: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
-    let reasons: Vec<String> = events.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|e| e.reason).collect();
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
     assert!(reasons.iter().any(|r| r == "PasscodeReset"), "{reasons:?}");
 }
 
 #[tokio::test]
 async fn clearing_an_ungoverned_work_profile() {
-    let env = Env::new("clear", "", "      - {id: tablet, managementMode: PROFILE_OWNER, apiLevel: 30, syncDelay: 100ms}\n").await;
+    let env = Env::new(
+        "clear",
+        "",
+        "      - {id: tablet, managementMode: PROFILE_OWNER, apiLevel: 30, syncDelay: 100ms}\n",
+    )
+    .await;
     env.reset("r", "tablet", json!({})).await;
     env.reason_is("r", Reason::PasscodeCleared).await;
     assert_eq!(env.admin_device("tablet").await["passcodeSet"], false);
@@ -61,9 +91,19 @@ async fn clearing_an_ungoverned_work_profile() {
 
 #[tokio::test]
 async fn fully_managed_device_passcode() {
-    let env = Env::new("managed", "", "      - {id: kiosk, managementMode: DEVICE_OWNER, apiLevel: 33, syncDelay: 100ms}\n").await;
+    let env = Env::new(
+        "managed",
+        "",
+        "      - {id: kiosk, managementMode: DEVICE_OWNER, apiLevel: 33, syncDelay: 100ms}\n",
+    )
+    .await;
     env.secret("pc", "passcode", b"Tr0ub4dor&3").await;
-    env.reset("r", "kiosk", merge(with_secret(), json!({"requireEntry": true}))).await;
+    env.reset(
+        "r",
+        "kiosk",
+        merge(with_secret(), json!({"requireEntry": true})),
+    )
+    .await;
     env.reason_is("r", Reason::PasscodeReset).await;
     let cmds = env.commands("kiosk").await;
     assert_eq!(cmds.len(), 1);
@@ -74,7 +114,10 @@ async fn fully_managed_device_passcode() {
 async fn a_secret_created_after_the_reset_is_picked_up() {
     let env = Env::new("gitops-order", POLICY, PHONE).await;
     env.reset("r", "phone", with_secret()).await;
-    env.wait("r", "WaitingForSecret", |r| r.status.as_ref().and_then(|s| s.reason) == Some(Reason::WaitingForSecret)).await;
+    env.wait("r", "WaitingForSecret", |r| {
+        r.status.as_ref().and_then(|s| s.reason) == Some(Reason::WaitingForSecret)
+    })
+    .await;
     assert!(env.commands("phone").await.is_empty());
     env.secret("pc", "passcode", b"830417").await;
     env.reason_is("r", Reason::PasscodeReset).await;
@@ -87,21 +130,53 @@ async fn two_resets_of_one_device_run_one_after_the_other() {
     env.secret("pc", "passcode", b"830417").await;
     env.reset("first", "phone", with_secret()).await;
     env.reset("second", "phone", with_secret()).await;
-    let first = env.reason_is("first", Reason::PasscodeReset).await.status.unwrap();
-    let second = env.reason_is("second", Reason::PasscodeReset).await.status.unwrap();
-    assert_eq!(env.commands("phone").await.len(), 2, "one command per reset");
-    let (a, b) = if first.issued_at < second.issued_at { (&first, &second) } else { (&second, &first) };
-    assert!(b.issued_at.as_ref().unwrap().0 >= a.completed_at.as_ref().unwrap().0, "never two in flight: {a:#?} {b:#?}");
+    let first = env
+        .reason_is("first", Reason::PasscodeReset)
+        .await
+        .status
+        .unwrap();
+    let second = env
+        .reason_is("second", Reason::PasscodeReset)
+        .await
+        .status
+        .unwrap();
+    assert_eq!(
+        env.commands("phone").await.len(),
+        2,
+        "one command per reset"
+    );
+    let (a, b) = if first.issued_at < second.issued_at {
+        (&first, &second)
+    } else {
+        (&second, &first)
+    };
+    assert!(
+        b.issued_at.as_ref().unwrap().0 >= a.completed_at.as_ref().unwrap().0,
+        "never two in flight: {a:#?} {b:#?}"
+    );
 }
 
 #[tokio::test]
 async fn an_offline_device_past_expiry_fails_command_expired() {
     let env = Env::new("expiry", POLICY, "      - {id: phone, managementMode: PROFILE_OWNER, apiLevel: 34, policy: wp, online: false}\n").await;
     env.secret("pc", "passcode", b"830417").await;
-    env.reset("r", "phone", merge(with_secret(), json!({"expiresAfter": "1m"}))).await;
-    env.wait("r", "AwaitingDevice", |r| r.status.as_ref().and_then(|s| s.reason) == Some(Reason::AwaitingDevice)).await;
+    env.reset(
+        "r",
+        "phone",
+        merge(with_secret(), json!({"expiresAfter": "1m"})),
+    )
+    .await;
+    env.wait("r", "AwaitingDevice", |r| {
+        r.status.as_ref().and_then(|s| s.reason) == Some(Reason::AwaitingDevice)
+    })
+    .await;
     // Two hours pass for the device (the simulator's clock): the command expires unexecuted.
-    env.sim_send(reqwest::Method::POST, "clock:advance", json!({"seconds": 7200})).await;
+    env.sim_send(
+        reqwest::Method::POST,
+        "clock:advance",
+        json!({"seconds": 7200}),
+    )
+    .await;
     let r = env.reason_is("r", Reason::CommandExpired).await;
     assert!(r.status.unwrap().message.unwrap().contains("expired"));
     assert_eq!(env.commands("phone").await.len(), 1);
@@ -112,9 +187,22 @@ async fn deleting_an_in_flight_reset_cancels_its_command() {
     let env = Env::new("delete", POLICY, "      - {id: phone, managementMode: PROFILE_OWNER, apiLevel: 34, policy: wp, online: false}\n").await;
     env.secret("pc", "passcode", b"830417").await;
     env.reset("r", "phone", with_secret()).await;
-    let r = env.wait("r", "AwaitingDevice", |r| r.status.as_ref().and_then(|s| s.reason) == Some(Reason::AwaitingDevice)).await;
-    assert!(r.metadata.finalizers.unwrap_or_default().iter().any(|f| f.contains("cancel-in-flight")));
-    env.resets().delete("r", &DeleteParams::default()).await.unwrap();
+    let r = env
+        .wait("r", "AwaitingDevice", |r| {
+            r.status.as_ref().and_then(|s| s.reason) == Some(Reason::AwaitingDevice)
+        })
+        .await;
+    assert!(
+        r.metadata
+            .finalizers
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f.contains("cancel-in-flight"))
+    );
+    env.resets()
+        .delete("r", &DeleteParams::default())
+        .await
+        .unwrap();
     env.wait_gone("r").await;
     let cmds = env.commands("phone").await;
     assert_eq!(cmds.len(), 1);
@@ -129,11 +217,27 @@ async fn a_command_cancelled_elsewhere_is_command_cancelled() {
     let env = Env::new("cancelled", POLICY, "      - {id: phone, managementMode: PROFILE_OWNER, apiLevel: 34, policy: wp, online: false}\n").await;
     env.secret("pc", "passcode", b"830417").await;
     env.reset("r", "phone", with_secret()).await;
-    let r = env.wait("r", "AwaitingDevice", |r| r.status.as_ref().and_then(|s| s.operation.as_ref()).is_some()).await;
+    let r = env
+        .wait("r", "AwaitingDevice", |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.operation.as_ref())
+                .is_some()
+        })
+        .await;
     // An admin cancels it in the EMM console (AMAPI operations.cancel).
     let op = r.status.unwrap().operation.unwrap();
-    let auth = passcode_operator::amapi::ServiceAccount::from_file(&env.dir.join("sa.json"), None).await.unwrap();
-    let c = passcode_operator::amapi::AmapiClient::new(auth, passcode_operator::amapi::ClientOptions { base_url: env.sim.base_url(), ..Default::default() }).unwrap();
+    let auth = passcode_operator::amapi::ServiceAccount::from_file(&env.dir.join("sa.json"), None)
+        .await
+        .unwrap();
+    let c = passcode_operator::amapi::AmapiClient::new(
+        auth,
+        passcode_operator::amapi::ClientOptions {
+            base_url: env.sim.base_url(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     c.cancel_operation(&op).await.unwrap();
     env.reason_is("r", Reason::CommandCancelled).await;
 }
@@ -149,16 +253,56 @@ async fn every_failure_has_its_reason() {
     let weak = json!({"newPasscode": {"secretKeyRef": {"name": "weak", "key": "passcode"}}});
     let cases = [
         ("not-found", "ghost", with_secret(), Reason::DeviceNotFound),
-        ("disabled", "disabled", with_secret(), Reason::DeviceNotActive),
-        ("nomode", "nomode", with_secret(), Reason::ManagementModeUnsupported),
-        ("nougat", "nougat", with_secret(), Reason::ApiLevelUnsupported),
-        ("clear-governed", "phone", json!({}), Reason::PasscodeRequired),
+        (
+            "disabled",
+            "disabled",
+            with_secret(),
+            Reason::DeviceNotActive,
+        ),
+        (
+            "nomode",
+            "nomode",
+            with_secret(),
+            Reason::ManagementModeUnsupported,
+        ),
+        (
+            "nougat",
+            "nougat",
+            with_secret(),
+            Reason::ApiLevelUnsupported,
+        ),
+        (
+            "clear-governed",
+            "phone",
+            json!({}),
+            Reason::PasscodeRequired,
+        ),
         ("weak", "phone", weak, Reason::PasscodeInvalid),
-        ("empty", "phone", json!({"newPasscode": {"secretKeyRef": {"name": "empty", "key": "passcode"}}}), Reason::SecretInvalid),
-        ("binary", "phone", json!({"newPasscode": {"secretKeyRef": {"name": "binary", "key": "passcode"}}}), Reason::SecretInvalid),
-        ("token", "unconfirmed", with_secret(), Reason::DeviceRejected),
+        (
+            "empty",
+            "phone",
+            json!({"newPasscode": {"secretKeyRef": {"name": "empty", "key": "passcode"}}}),
+            Reason::SecretInvalid,
+        ),
+        (
+            "binary",
+            "phone",
+            json!({"newPasscode": {"secretKeyRef": {"name": "binary", "key": "passcode"}}}),
+            Reason::SecretInvalid,
+        ),
+        (
+            "token",
+            "unconfirmed",
+            with_secret(),
+            Reason::DeviceRejected,
+        ),
         // 1.20 does not evaluate CEL, so the operator itself refuses out-of-range values.
-        ("too-short", "phone", merge(with_secret(), json!({"expiresAfter": "30s"})), Reason::SpecInvalid),
+        (
+            "too-short",
+            "phone",
+            merge(with_secret(), json!({"expiresAfter": "30s"})),
+            Reason::SpecInvalid,
+        ),
     ];
     for (name, device, spec, _) in &cases {
         env.reset(name, device, spec.clone()).await;
@@ -170,15 +314,24 @@ async fn every_failure_has_its_reason() {
         "spec": {"device": "enterprises/SomeoneElse/devices/phone"},
     }))
     .unwrap();
-    env.resets().create(&Default::default(), &foreign).await.unwrap();
+    env.resets()
+        .create(&Default::default(), &foreign)
+        .await
+        .unwrap();
     for (name, _, _, reason) in cases {
         let r = env.reason_is(name, reason).await;
         let message = r.status.unwrap().message.unwrap_or_default();
-        assert!(message.len() > 20, "{name}: a message for people: {message:?}");
+        assert!(
+            message.len() > 20,
+            "{name}: a message for people: {message:?}"
+        );
     }
     env.reason_is("foreign", Reason::EnterpriseNotAllowed).await;
     let token = env.done("token").await.status.unwrap().message.unwrap();
-    assert!(token.contains("confirmed"), "explains the reset token: {token}");
+    assert!(
+        token.contains("confirmed"),
+        "explains the reset token: {token}"
+    );
     let weak = env.done("weak").await.status.unwrap();
     assert!(weak.requirements.iter().any(|c| !c.met), "{weak:#?}");
     // Only the device that was asked to act got a command; the others never did.
@@ -215,40 +368,102 @@ async fn a_spec_edited_after_issue_is_refused_with_spec_changed() {
     let env = Env::new("spec-edit", POLICY, "      - {id: phone, managementMode: PROFILE_OWNER, apiLevel: 34, policy: wp, online: false, syncDelay: 100ms}\n").await;
     env.secret("pc", "passcode", b"830417").await;
     env.reset("r", "phone", with_secret()).await;
-    env.wait("r", "AwaitingDevice", |r| r.status.as_ref().and_then(|s| s.operation.as_ref()).is_some()).await;
+    env.wait("r", "AwaitingDevice", |r| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.operation.as_ref())
+            .is_some()
+    })
+    .await;
     // Kubernetes 1.20 does not enforce the immutability rule, so the edit goes through.
     let patch = json!({"spec": {"lockNow": true}});
-    env.resets().patch("r", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    env.resets()
+        .patch("r", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
     env.patch_device("phone", json!({"online": true})).await;
     let r = env.reason_is("r", Reason::SpecChanged).await;
-    assert!(r.status.unwrap().message.unwrap().contains("set the new passcode"));
+    assert!(
+        r.status
+            .unwrap()
+            .message
+            .unwrap()
+            .contains("set the new passcode")
+    );
     let cmds = env.commands("phone").await;
     assert_eq!(cmds.len(), 1, "no second command for the edited spec");
-    assert!(!cmds[0].to_string().contains("LOCK_NOW"), "the edit was not acted on");
+    assert!(
+        !cmds[0].to_string().contains("LOCK_NOW"),
+        "the edit was not acted on"
+    );
 }
 
 #[tokio::test]
 async fn killed_at_the_claim_ends_outcome_unknown_without_any_command() {
-    let mut env = Env::with("crash-claim", POLICY, PHONE, OperatorOptions { failpoint: Some("before-issue".into()), ..Default::default() }).await;
+    let mut env = Env::with(
+        "crash-claim",
+        POLICY,
+        PHONE,
+        OperatorOptions {
+            failpoint: Some("before-issue".into()),
+            ..Default::default()
+        },
+    )
+    .await;
     env.secret("pc", "passcode", b"830417").await;
     env.reset("r", "phone", with_secret()).await;
-    let status = env.operator.as_mut().unwrap().wait_exit(std::time::Duration::from_secs(60));
+    let status = env
+        .operator
+        .as_mut()
+        .unwrap()
+        .wait_exit(std::time::Duration::from_secs(60))
+        .await;
     assert!(!status.success(), "the failpoint crashed the operator");
     let claimed = env.resets().get("r").await.unwrap().status.unwrap();
-    assert!(claimed.claimed_at.is_some() && claimed.operation.is_none(), "{claimed:#?}");
+    assert!(
+        claimed.claimed_at.is_some() && claimed.operation.is_none(),
+        "{claimed:#?}"
+    );
     env.start_operator(OperatorOptions::default());
     let r = env.reason_is("r", Reason::OutcomeUnknown).await;
-    assert!(r.status.unwrap().message.unwrap().contains("will not send a second command"));
-    assert_eq!(env.commands("phone").await.len(), 0, "never a command after an unclear claim");
+    assert!(
+        r.status
+            .unwrap()
+            .message
+            .unwrap()
+            .contains("will not send a second command")
+    );
+    assert_eq!(
+        env.commands("phone").await.len(),
+        0,
+        "never a command after an unclear claim"
+    );
 }
 
 #[tokio::test]
 async fn killed_after_issuing_adopts_the_command_instead_of_sending_another() {
-    let mut env = Env::with("crash-issue", POLICY, PHONE, OperatorOptions { failpoint: Some("after-issue".into()), ..Default::default() }).await;
+    let mut env = Env::with(
+        "crash-issue",
+        POLICY,
+        PHONE,
+        OperatorOptions {
+            failpoint: Some("after-issue".into()),
+            ..Default::default()
+        },
+    )
+    .await;
     env.secret("pc", "passcode", b"830417").await;
     env.reset("r", "phone", with_secret()).await;
-    env.operator.as_mut().unwrap().wait_exit(std::time::Duration::from_secs(60));
-    assert_eq!(env.commands("phone").await.len(), 1, "the command left before the crash");
+    env.operator
+        .as_mut()
+        .unwrap()
+        .wait_exit(std::time::Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        env.commands("phone").await.len(),
+        1,
+        "the command left before the crash"
+    );
     env.start_operator(OperatorOptions::default());
     let r = env.reason_is("r", Reason::PasscodeReset).await;
     assert!(r.status.unwrap().operation.is_some());
@@ -272,11 +487,15 @@ async fn a_restarted_operator_never_touches_finished_resets() {
     env.reset("after", "phone", with_secret()).await;
     env.reason_is("after", Reason::PasscodeReset).await;
     let now = env.sim_get("counters").await["methods"].clone();
-    let issued = now["devices.issueCommand"].as_u64().unwrap() - calls["devices.issueCommand"].as_u64().unwrap();
+    let issued = now["devices.issueCommand"].as_u64().unwrap()
+        - calls["devices.issueCommand"].as_u64().unwrap();
     assert_eq!(issued, 1, "only the new reset's command");
     assert_eq!(env.commands("phone").await.len(), 4);
     let gets = now["devices.get"].as_u64().unwrap() - calls["devices.get"].as_u64().unwrap();
-    assert_eq!(gets, 1, "finished resets cost no AMAPI call after a restart");
+    assert_eq!(
+        gets, 1,
+        "finished resets cost no AMAPI call after a restart"
+    );
 }
 
 #[tokio::test]
@@ -286,10 +505,17 @@ async fn graceful_shutdown_on_sigterm() {
     env.reset("r", "phone", with_secret()).await;
     env.reason_is("r", Reason::PasscodeReset).await;
     let op = env.operator.as_mut().unwrap();
-    let status = std::process::Command::new("kill").args(["-TERM", &op.pid().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &op.pid().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let exit = op.wait_exit(std::time::Duration::from_secs(30));
-    assert!(exit.success(), "clean exit on SIGTERM: {exit:?}\n{}", op.logs());
+    let exit = op.wait_exit(std::time::Duration::from_secs(30)).await;
+    assert!(
+        exit.success(),
+        "clean exit on SIGTERM: {exit:?}\n{}",
+        op.logs()
+    );
     assert!(op.logs().contains("shutting down"));
 }
 
@@ -301,8 +527,22 @@ async fn metrics_and_health_are_served() {
     env.reason_is("r", Reason::PasscodeReset).await;
     let listen = env.operator.as_ref().unwrap().listen;
     let http = reqwest::Client::new();
-    assert_eq!(http.get(format!("http://{listen}/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(http.get(format!("http://{listen}/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(format!("http://{listen}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("http://{listen}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let text = env.metrics().await;
     for needle in [
         "passcode_operator_reconciles_total{resource=\"passcodereset\",result=\"ok\"}",
@@ -314,5 +554,8 @@ async fn metrics_and_health_are_served() {
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
-    assert_eq!(Env::phase(&env.resets().get("r").await.unwrap()), Phase::Succeeded);
+    assert_eq!(
+        Env::phase(&env.resets().get("r").await.unwrap()),
+        Phase::Succeeded
+    );
 }

@@ -83,6 +83,13 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                 && current.status.as_ref() != Some(&status)
             {
                 current = write_status(&api, &current, status).await?;
+                // A final status may leave a finalizer to drop: decide once more now, since the
+                // operator's own writes do not trigger a reconcile.
+                if current.phase().is_terminal()
+                    && current.finalizers().iter().any(|f| f == FINALIZER)
+                {
+                    continue;
+                }
             }
             finish(ctx, &current, &before).await;
             return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
