@@ -114,6 +114,11 @@ impl Env {
         } else {
             policies.to_owned()
         };
+        let devices = if devices.trim().is_empty() {
+            "      - id: unused\n"
+        } else {
+            devices
+        };
         let fleet = Fleet::from_yaml(&fleet(&enterprise, &policies, devices)).expect("fleet");
         let sim = Simulator::start(SimulatorConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -135,6 +140,11 @@ impl Env {
     }
 
     pub fn start_operator(&mut self, options: OperatorOptions) {
+        self.operator = Some(self.spawn_operator(options));
+    }
+
+    /// Starts another operator process for this scenario.
+    pub fn spawn_operator(&self, options: OperatorOptions) -> Operator {
         let listen = free_port();
         let n = std::fs::read_dir(&self.dir).map(|d| d.count()).unwrap_or(0);
         let log = self.dir.join(format!("operator-{n}.log"));
@@ -172,7 +182,7 @@ impl Env {
                     "false"
                 },
             ])
-            .args(["--lease-namespace", &self.ns])
+            .args(["--lease-namespace", crate::support::OPERATOR_NAMESPACE])
             .env_remove("KUBECONFIG")
             .env_remove("PASSCODE_OPERATOR_FAILPOINT")
             .stdin(Stdio::null())
@@ -188,7 +198,7 @@ impl Env {
             cmd.env("PASSCODE_OPERATOR_FAILPOINT", fp);
         }
         let child = cmd.spawn().expect("start the operator");
-        self.operator = Some(Operator { child, log, listen });
+        Operator { child, log, listen }
     }
 
     pub fn device(&self, id: &str) -> String {
@@ -372,15 +382,21 @@ impl Env {
     }
 
     pub async fn metrics(&self) -> String {
-        let op = self.operator.as_ref().expect("operator");
-        self.http
+        self.metrics_of(self.operator.as_ref().expect("operator"))
+            .await
+    }
+
+    /// The operator's /metrics text, or nothing when it does not answer.
+    pub async fn metrics_of(&self, op: &Operator) -> String {
+        match self
+            .http
             .get(format!("http://{}/metrics", op.listen))
             .send()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     pub fn phase(r: &PasscodeReset) -> Phase {

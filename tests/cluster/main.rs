@@ -4,5 +4,7 @@ mod support;
 
 mod crds;
 mod env;
+mod policies;
 mod rbac;
+mod replicas;
 mod resets;
