@@ -1,6 +1,8 @@
 //! The AMAPI client against the simulator over real HTTP (OAuth JWT signing included): every
 //! call, every failure class, exactly-once of issueCommand, and the passcode never leaking.
 
+mod support;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -547,5 +549,58 @@ fn the_passcode_never_appears_in_logs_results_or_errors() {
     assert!(
         !seen.contains(CANARY) && !seen.contains("canary"),
         "results or errors leak it: {seen}"
+    );
+}
+
+/// What the client sends fits Google's discovery document: the Command of issueCommand and the
+/// Policy of policies.patch, exactly as serialized for the request body.
+#[test]
+fn request_bodies_fit_the_discovery_document() {
+    for command in [
+        reset_command("830417"),
+        Command {
+            type_: CommandType::ResetPassword,
+            new_password: None,
+            reset_password_flags: vec![],
+            duration: None,
+        },
+        Command {
+            type_: CommandType::ResetPassword,
+            new_password: Some(Zeroizing::new("Tr0ub4dor&3".into())),
+            reset_password_flags: vec![ResetPasswordFlag::RequireEntry, ResetPasswordFlag::LockNow],
+            duration: Some(google_duration(3600)),
+        },
+    ] {
+        let body = serde_json::to_value(&command).unwrap();
+        support::discovery::check("Command", &body).unwrap_or_else(|e| panic!("{body}: {e}"));
+    }
+    let requirements = passcode_operator::api::PolicyRequirements {
+        quality: passcode_operator::passcode::PasswordQuality::Complex,
+        minimum_length: Some(8),
+        minimum_symbols: Some(1),
+        history_length: Some(5),
+        expiration_timeout: Some("2160h".into()),
+        require_password_unlock: Some(
+            passcode_operator::api::RequirePasswordUnlock::RequireEveryDay,
+        ),
+        unified_lock_settings: Some(
+            passcode_operator::api::UnifiedLockSettings::RequireSeparateWorkLock,
+        ),
+        ..Default::default()
+    };
+    let entry = passcode_operator::reconcile::policy::desired_entry(&requirements);
+    let policy = Policy {
+        password_policies: vec![entry],
+        ..Default::default()
+    };
+    let body = serde_json::to_value(&policy).unwrap();
+    support::discovery::check("Policy", &body).unwrap_or_else(|e| panic!("{body}: {e}"));
+    // The checker is not a rubber stamp.
+    assert!(
+        support::discovery::check(
+            "Command",
+            &json!({"type": "RESET_PASSWORD", "resetPasswordFlags": ["LOCK_LATER"]})
+        )
+        .is_err()
     );
 }

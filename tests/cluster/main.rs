@@ -8,3 +8,4 @@ mod policies;
 mod rbac;
 mod replicas;
 mod resets;
+mod security;
