@@ -2,6 +2,7 @@
 
 mod support;
 
+mod argocd;
 mod crds;
 mod env;
 mod policies;
