@@ -33,7 +33,8 @@ test: control-plane discovery lint ## every test: lint, unit, integration agains
 	$(CARGO) test --locked --no-fail-fast
 	@hack/no-strays
 
-demo: control-plane ## local control plane + examples; leaves it running
+demo: control-plane ## control plane + AMAPI simulator + operator + examples; leaves it running
+	$(CARGO) build --locked
 	@hack/demo up "$(DEMO_DIR)"
 
 demo-stop: ## stop what `make demo` started

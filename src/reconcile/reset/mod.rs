@@ -49,7 +49,7 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
     let namespace = reset.namespace().unwrap_or_default();
     let api: Api<PasscodeReset> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut current: PasscodeReset = (*reset).clone();
-    let before = status_key(&current);
+    let mut last = status_key(&current);
     let policies = ctx.policies.state();
     let others: Vec<Arc<PasscodeReset>> = ctx
         .resets
@@ -83,6 +83,7 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                 && current.status.as_ref() != Some(&status)
             {
                 current = write_status(&api, &current, status).await?;
+                transitioned(ctx, &current, &mut last).await;
                 // A final status may leave a finalizer to drop: decide once more now, since the
                 // operator's own writes do not trigger a reconcile.
                 if current.phase().is_terminal()
@@ -91,7 +92,9 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                     continue;
                 }
             }
-            finish(ctx, &current, &before).await;
+            if current.phase().is_terminal() {
+                release(ctx, &current);
+            }
             return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
         };
         match effect {
@@ -107,7 +110,6 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
             Effect::RemoveFinalizer => {
                 let _ = set_finalizer(&api, &current, false).await?;
                 release(ctx, &current);
-                finish(ctx, &current, &before).await;
                 return Ok(Action::await_change());
             }
             Effect::WriteStatus => {
@@ -120,7 +122,10 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                     }
                 }
                 match write_status(&api, &current, status).await {
-                    Ok(updated) => current = updated,
+                    Ok(updated) => {
+                        current = updated;
+                        transitioned(ctx, &current, &mut last).await;
+                    }
                     Err(e) => {
                         if claiming {
                             release(ctx, &current);
@@ -302,31 +307,20 @@ fn status_key(r: &PasscodeReset) -> (Option<Phase>, Option<crate::api::Reason>) 
         .map_or((None, None), |s| (s.phase, s.reason))
 }
 
-/// After the last write: an Event, a metric and an audit line for a transition; release the
-/// device when the reset is over.
-async fn finish(
-    ctx: &Context,
-    r: &PasscodeReset,
-    before: &(Option<Phase>, Option<crate::api::Reason>),
-) {
-    let after = status_key(r);
-    if r.phase().is_terminal() {
-        release(ctx, r);
-    }
-    if after == *before {
+/// After a status write: for a transition (a new phase or reason), an Event, a metric and an
+/// audit log line (never the passcode).
+async fn transitioned(ctx: &Context, r: &PasscodeReset, last: &mut (Option<Phase>, Option<crate::api::Reason>)) {
+    let now = status_key(r);
+    if now == *last {
         return;
     }
-    let (Some(phase), Some(reason)) = after else {
-        return;
-    };
+    *last = now;
+    let (Some(phase), Some(reason)) = now else { return };
     let status = r.status.as_ref();
     let message = status.and_then(|s| s.message.clone()).unwrap_or_default();
     ctx.metrics
         .reset_transitions
-        .get_or_create(&TransitionLabels {
-            phase: phase.as_str(),
-            reason: reason.as_str(),
-        })
+        .get_or_create(&TransitionLabels { phase: phase.as_str(), reason: reason.as_str() })
         .inc();
     info!(
         audit = true,
@@ -340,11 +334,7 @@ async fn finish(
         phase.as_str().to_lowercase()
     );
     let event = Event {
-        type_: if phase == Phase::Failed {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
+        type_: if phase == Phase::Failed { EventType::Warning } else { EventType::Normal },
         reason: reason.as_str().to_owned(),
         note: Some(truncate_note(&message)),
         action: "Reconcile".into(),
