@@ -5,6 +5,7 @@ mod support;
 mod argocd;
 mod crds;
 mod env;
+mod faults;
 mod policies;
 mod rbac;
 mod replicas;

@@ -106,8 +106,10 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
             }
             Effect::AddFinalizer => {
                 current = set_finalizer(&api, &current, true).await?;
+                crate::failpoint::hit("after-finalizer");
             }
             Effect::RemoveFinalizer => {
+                crate::failpoint::hit("before-finalizer-removal");
                 let _ = set_finalizer(&api, &current, false).await?;
                 release(ctx, &current);
                 return Ok(Action::await_change());
@@ -169,7 +171,7 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                     Ok(op) => Issued::Created(Box::new(op)),
                     Err(AmapiError::Terminal {
                         status, message, ..
-                    }) if status != 0 => Issued::Refused { status, message },
+                    }) => Issued::Refused { status, message }, // 4xx, or the client refused to send: no command
                     Err(AmapiError::Ambiguous { message, .. }) => Issued::Ambiguous(message),
                     Err(e) => Issued::NotCreated(e.to_string()),
                 });
@@ -309,18 +311,27 @@ fn status_key(r: &PasscodeReset) -> (Option<Phase>, Option<crate::api::Reason>) 
 
 /// After a status write: for a transition (a new phase or reason), an Event, a metric and an
 /// audit log line (never the passcode).
-async fn transitioned(ctx: &Context, r: &PasscodeReset, last: &mut (Option<Phase>, Option<crate::api::Reason>)) {
+async fn transitioned(
+    ctx: &Context,
+    r: &PasscodeReset,
+    last: &mut (Option<Phase>, Option<crate::api::Reason>),
+) {
     let now = status_key(r);
     if now == *last {
         return;
     }
     *last = now;
-    let (Some(phase), Some(reason)) = now else { return };
+    let (Some(phase), Some(reason)) = now else {
+        return;
+    };
     let status = r.status.as_ref();
     let message = status.and_then(|s| s.message.clone()).unwrap_or_default();
     ctx.metrics
         .reset_transitions
-        .get_or_create(&TransitionLabels { phase: phase.as_str(), reason: reason.as_str() })
+        .get_or_create(&TransitionLabels {
+            phase: phase.as_str(),
+            reason: reason.as_str(),
+        })
         .inc();
     info!(
         audit = true,
@@ -334,7 +345,11 @@ async fn transitioned(ctx: &Context, r: &PasscodeReset, last: &mut (Option<Phase
         phase.as_str().to_lowercase()
     );
     let event = Event {
-        type_: if phase == Phase::Failed { EventType::Warning } else { EventType::Normal },
+        type_: if phase == Phase::Failed {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: reason.as_str().to_owned(),
         note: Some(truncate_note(&message)),
         action: "Reconcile".into(),

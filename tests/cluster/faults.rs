@@ -1,0 +1,120 @@
+//! Faults: the operator killed at every point of the flow and restarted, and AMAPI failing often.
+//! Whatever happens, no reset gets stuck and no device gets two commands for one reset.
+
+use std::time::Duration;
+
+use passcode_operator::api::{Phase, Reason};
+use serde_json::{Value, json};
+
+use crate::env::{Env, OperatorOptions};
+
+const PHONE: &str = "      - {id: phone, syncDelay: 50ms}\n";
+
+fn spec() -> Value {
+    json!({"newPasscode": {"secretKeyRef": {"name": "pc", "key": "passcode"}}})
+}
+
+/// Every crash point, and the Nth status write (claim, operation recorded, final status).
+#[tokio::test]
+async fn killed_at_every_point_and_restarted_never_twice() {
+    for failpoint in [
+        "after-finalizer",
+        "before-status-write:1",
+        "before-issue",
+        "after-issue",
+        "before-status-write:2",
+        "before-status-write:3",
+        "before-finalizer-removal",
+    ] {
+        let test = format!("kill-{}", failpoint.replace(':', "-"));
+        let mut env = Env::with(
+            &test,
+            "      - id: wp\n",
+            PHONE,
+            OperatorOptions {
+                failpoint: Some(failpoint.into()),
+                ..Default::default()
+            },
+        )
+        .await;
+        env.secret("pc", "passcode", b"830417").await;
+        env.reset("r", "phone", spec()).await;
+        let exit = env
+            .operator
+            .as_mut()
+            .unwrap()
+            .wait_exit(Duration::from_secs(60))
+            .await;
+        assert!(!exit.success(), "{failpoint}: the operator crashed");
+        env.start_operator(OperatorOptions::default());
+        let r = env.done("r").await;
+        env.wait("r", "no finalizer left", |r| {
+            r.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty())
+        })
+        .await;
+        let status = r.status.unwrap();
+        let commands = env.commands("phone").await;
+        assert!(
+            commands.len() <= 1,
+            "{failpoint}: {} commands",
+            commands.len()
+        );
+        match status.reason {
+            Some(Reason::PasscodeReset) => assert_eq!(commands.len(), 1, "{failpoint}"),
+            // Only a crash between the claim and the command leaves nothing to adopt.
+            Some(Reason::OutcomeUnknown) => {
+                assert_eq!(failpoint, "before-issue", "{status:#?}");
+                assert!(commands.is_empty());
+            }
+            other => panic!("{failpoint}: unexpected {other:?}: {status:#?}"),
+        }
+    }
+}
+
+/// AMAPI answering 20% 5xx, 20% 429, some dropped connections and latency: every reset ends, and
+/// its outcome agrees with what the device received.
+#[tokio::test]
+async fn flaky_amapi_never_yields_two_commands() {
+    let mut devices = String::new();
+    for i in 0..12 {
+        devices.push_str(&format!("      - {{id: p{i}, syncDelay: 50ms}}\n"));
+    }
+    let env = Env::new("flaky", "      - id: wp\n", &devices).await;
+    env.secret("pc", "passcode", b"830417").await;
+    env.sim_send(
+        reqwest::Method::PUT,
+        "faults",
+        json!({"errorRate": 0.2, "throttleRate": 0.2, "dropRate": 0.05, "latency": "20ms"}),
+    )
+    .await;
+    for i in 0..12 {
+        env.reset(&format!("r{i}"), &format!("p{i}"), spec()).await;
+    }
+    let mut outcomes = std::collections::BTreeMap::new();
+    for i in 0..12 {
+        let r = env.done(&format!("r{i}")).await;
+        let status = r.status.unwrap();
+        let commands = env.commands(&format!("p{i}")).await;
+        assert!(commands.len() <= 1, "r{i}: {} commands", commands.len());
+        match status.reason.unwrap() {
+            Reason::PasscodeReset => {
+                assert_eq!(commands.len(), 1);
+                assert_eq!(commands[0]["state"], "SUCCEEDED", "r{i}: {}", commands[0]);
+            }
+            // issueCommand answered 5xx or was cut off, and no matching command could be adopted.
+            Reason::OutcomeUnknown => {
+                assert!(commands.iter().all(|c| c["state"] != "SUCCEEDED") || commands.len() == 1)
+            }
+            other => panic!("r{i}: unexpected {other:?}: {status:#?}"),
+        }
+        *outcomes.entry(format!("{:?}", status.reason)).or_insert(0) += 1;
+        assert_eq!(r.metadata.finalizers.unwrap_or_default().len(), 0, "r{i}");
+        assert_ne!(status.phase, Some(Phase::Pending));
+    }
+    let counters = env.sim_get("counters").await;
+    assert!(
+        counters["faults"]["errors"].as_u64().unwrap() > 0,
+        "faults were injected: {counters}"
+    );
+    eprintln!("outcomes under faults: {outcomes:?}");
+}
