@@ -133,6 +133,19 @@ async fn call(
         );
         return cut_off(response).await;
     }
+    if faults.garbles(fastrand::f64) {
+        shared.counters.lock().expect("counters lock").fault_garbled += 1;
+        tracing::info!(
+            method = method.as_str(),
+            "fault: answering garbage after processing"
+        );
+        return (
+            axum::http::StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "text/html")],
+            "<html><body>502 Bad Gateway (not really)</body></html>",
+        )
+            .into_response();
+    }
     response
 }
 

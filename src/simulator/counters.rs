@@ -54,6 +54,7 @@ pub struct Counters {
     pub fault_errors: u64,
     pub fault_throttled: u64,
     pub fault_dropped: u64,
+    pub fault_garbled: u64,
 }
 
 impl Counters {
@@ -80,6 +81,7 @@ impl Counters {
                 "errors": self.fault_errors,
                 "throttled": self.fault_throttled,
                 "dropped": self.fault_dropped,
+                "garbled": self.fault_garbled,
             },
         })
     }

@@ -24,6 +24,9 @@ pub struct FaultSettings {
     /// Fraction of processed calls whose response is cut off mid-body.
     #[serde(default)]
     pub drop_rate: f64,
+    /// Fraction of processed calls answered 200 with an HTML page instead of JSON (a broken proxy).
+    #[serde(default)]
+    pub garbage_rate: f64,
 }
 
 /// What happens to a call before it is processed.
@@ -40,6 +43,7 @@ impl FaultSettings {
             ("errorRate", self.error_rate),
             ("throttleRate", self.throttle_rate),
             ("dropRate", self.drop_rate),
+            ("garbageRate", self.garbage_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("faults.{name} must be between 0 and 1, not {rate}"));
@@ -64,6 +68,11 @@ impl FaultSettings {
         None
     }
 
+    /// Whether the response to a processed call is replaced by garbage.
+    pub fn garbles(&self, mut draw: impl FnMut() -> f64) -> bool {
+        self.garbage_rate > 0.0 && draw() < self.garbage_rate
+    }
+
     /// Whether the response to a processed call is dropped.
     pub fn drops(&self, mut draw: impl FnMut() -> f64) -> bool {
         self.drop_rate > 0.0 && draw() < self.drop_rate
@@ -83,8 +92,10 @@ mod tests {
             error_rate: 1.0,
             throttle_rate: 1.0,
             drop_rate: 1.0,
+            garbage_rate: 1.0,
             latency: Duration::ZERO,
         };
+        assert!(all.garbles(fastrand::f64) && !none.garbles(fastrand::f64));
         for _ in 0..100 {
             assert!(matches!(
                 all.before(fastrand::f64),

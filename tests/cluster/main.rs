@@ -3,6 +3,7 @@
 mod support;
 
 mod argocd;
+mod bad_inputs;
 mod crds;
 mod env;
 mod faults;
