@@ -205,6 +205,16 @@ impl Env {
         Operator { child, log, listen }
     }
 
+    /// The same scenario with a fresh admin client (after the API server restarted).
+    pub async fn reconnect(mut self) -> Env {
+        self.client = admin().await;
+        self
+    }
+
+    pub fn operator_alive(&mut self) -> bool {
+        self.operator.as_mut().is_some_and(Operator::alive)
+    }
+
     pub fn device(&self, id: &str) -> String {
         format!("enterprises/{}/devices/{id}", self.enterprise)
     }

@@ -5,6 +5,8 @@ mod support;
 mod argocd;
 mod bad_inputs;
 mod crds;
+// Shared with tests/apiserver_restart.rs, which uses parts this binary does not.
+#[allow(dead_code)]
 mod env;
 mod faults;
 mod policies;
