@@ -459,16 +459,6 @@ fn follow(o: &Observed, status: &PasscodeResetStatus) -> Decision {
     };
 
     let Some(read) = &o.inputs.operation else {
-        if o.inputs.cancelled {
-            // Cancelled for expiry in this reconcile.
-            return finish(
-                o,
-                status,
-                Reason::CommandExpired,
-                expired_message(status),
-                spec_changed,
-            );
-        }
         return Decision::effect(Effect::GetOperation(operation_name));
     };
     let operation = match read {

@@ -190,7 +190,6 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                     warn!(operation = %name, error = %e, "cancel failed");
                 }
                 inputs.cancelled = true;
-                inputs.operation = None;
             }
         }
     }

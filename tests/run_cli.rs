@@ -1,0 +1,62 @@
+//! `passcode-operator run` refuses to start, clearly and without a panic, when its configuration
+//! cannot work.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_passcode-operator"))
+        .arg("run")
+        .args(["--log-format", "text", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env_remove("AMAPI_CREDENTIALS")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn missing_or_unreadable_credentials_are_a_clear_startup_error() {
+    let dir = std::env::temp_dir().join(format!("run-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_json = dir.join("not-json.json");
+    std::fs::write(&not_json, "this is not a key").unwrap();
+    let not_a_key = dir.join("not-a-key.json");
+    std::fs::write(&not_a_key, r#"{"type": "authorized_user"}"#).unwrap();
+    let cases = [
+        (dir.join("absent.json"), "cannot read credentials file"),
+        (dir.clone(), "cannot read credentials file"),
+        (not_json, "is not a Google service-account key"),
+        (not_a_key, "is not a Google service-account key"),
+    ];
+    for (path, expected) in cases {
+        let (code, stderr) = run(&["--credentials", path.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{}: {stderr}", path.display());
+        assert!(
+            stderr.contains(expected) && stderr.contains(path.to_str().unwrap()),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    for args in [
+        &["--credentials", "x", "--amapi-rate", "fast"][..],
+        &["--credentials", "x", "--policy-resync", "soon"],
+        &["--credentials", "x", "--log-format", "xml"],
+        &[],
+    ] {
+        let (code, stderr) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+    let (code, stderr) = run(&["--credentials", "x", "--log-level", "[[["]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("invalid log level"), "{stderr}");
+}
