@@ -663,10 +663,28 @@ async fn injected_faults() {
     let listed = s.get(&format!("{path}/operations")).await;
     assert_eq!(listed.body["operations"].as_array().unwrap().len(), 1);
 
+    // Garbage after processing: 200 with an HTML page, and the command exists.
+    s.admin(Method::PUT, "faults", Some(json!({"garbageRate": 1.0})))
+        .await;
+    let garbled = s
+        .send(
+            Method::POST,
+            &format!("{path}:issueCommand"),
+            Some(json!({"type": "RESET_PASSWORD", "newPassword": GOOD_PIN})),
+            Some(&token),
+        )
+        .await
+        .expect("a response");
+    assert_eq!(garbled.status(), StatusCode::OK);
+    assert!(serde_json::from_slice::<Value>(&garbled.bytes().await.unwrap()).is_err());
+    s.admin(Method::PUT, "faults", Some(json!({}))).await;
+    let commands = s.admin(Method::GET, "commands", None).await.body;
+    assert_eq!(commands["devices"][PIXEL].as_array().unwrap().len(), 2);
+
     let counters = s.counters().await;
     assert_eq!(
         counters["faults"],
-        json!({"errors": 1, "throttled": 1, "dropped": 1})
+        json!({"errors": 1, "throttled": 1, "dropped": 1, "garbled": 1})
     );
     let bad = s
         .admin(Method::PUT, "faults", Some(json!({"errorRate": 3})))
