@@ -34,7 +34,7 @@ test: control-plane discovery lint ## every test: lint, unit, integration agains
 	@hack/no-strays
 
 bench: control-plane ## release-build scenarios on a real kube-apiserver: one JSON line per scenario on stdout
-	$(CARGO) bench --locked --bench operator
+	@$(CARGO) bench --locked --bench operator
 
 demo: control-plane ## control plane + AMAPI simulator + operator + examples; leaves it running
 	$(CARGO) build --locked

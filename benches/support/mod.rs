@@ -404,6 +404,8 @@ impl OperatorFlags {
     }
 }
 
+const SETPRIV: &str = "/usr/bin/setpriv";
+
 /// The release binary as a child process, under the operator's ServiceAccount. Killed on drop.
 pub struct Operator {
     child: Child,
@@ -427,7 +429,16 @@ impl Operator {
         };
         let log = log_dir().join(format!("operator-{namespace}.log"));
         let file = std::fs::File::create(&log).expect("operator log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_passcode-operator"));
+        let binary = env!("CARGO_BIN_EXE_passcode-operator");
+        // Under util-linux's setpriv the operator gets SIGKILL when this process dies, also when
+        // it is killed outright and no Drop runs; setpriv execs it, so the PID is the operator's.
+        let mut cmd = if Path::new(SETPRIV).exists() {
+            let mut c = Command::new(SETPRIV);
+            c.args(["--pdeathsig", "KILL", "--", binary]);
+            c
+        } else {
+            Command::new(binary)
+        };
         cmd.arg("run")
             .arg("--kubeconfig")
             .arg(cp.operator_kubeconfig())
@@ -708,9 +719,20 @@ pub fn summary(mut values: Vec<f64>, digits: i32) -> Value {
     })
 }
 
-/// Prints one result line on stdout.
+/// Prints one result line on stdout, its `scenario` (or `machine`) first.
 pub fn emit(v: &Value) {
-    println!("{v}");
+    let mut rest = v.as_object().cloned().unwrap_or_default();
+    let first = ["scenario", "machine"]
+        .into_iter()
+        .find_map(|k| rest.remove(k).map(|v| (k, v)));
+    let Some((key, value)) = first else {
+        println!("{v}");
+        return;
+    };
+    let rest = Value::Object(rest).to_string();
+    let tail = rest.strip_prefix('{').unwrap_or("}");
+    let sep = if tail == "}" { "" } else { "," };
+    println!("{{{}:{value}{sep}{tail}", Value::from(key));
 }
 
 // ---------------------------------------------------------------------------------------------
