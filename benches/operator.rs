@@ -395,6 +395,7 @@ async fn burst(bench: &mut Bench) {
         "amapi_calls": calls_after.methods_since(&calls_before),
         "amapi_target_per_reset": TARGET_CALLS_PER_RESET,
         "amapi_meets_target": calls_per_reset <= TARGET_CALLS_PER_RESET,
+        "operator_log": op.log_counts(),
     }));
     drop(op);
     watch.abort();
@@ -652,6 +653,7 @@ async fn steady(bench: &Bench) {
         "operator_rss_peak_mib": op.peak_rss_mib(),
         "apiserver_writes_per_reset": per(writes.total(), created.sent.len()),
         "amapi_calls_per_reset": per((calls_after.calls() - calls_before.calls()) as f64, created.sent.len()),
+        "operator_log": op.log_counts(),
     }));
     drop(op);
     watch.abort();
@@ -1008,6 +1010,7 @@ async fn quota(bench: &Bench, variant: &str, amapi_rate: f64) {
         "latency_client_ms": summary(outcome.client_ms.clone(), 0),
         "apiserver_writes_per_reset": per(writes.total(), created.sent.len()),
         "apiserver_writes": writes.by_kind(),
+        "operator_log": op.log_counts(),
     }));
     drop(op);
     watch.abort();

@@ -524,6 +524,19 @@ impl Operator {
         sum_metric(&self.metrics().await, name, filter)
     }
 
+    /// Counts in the operator's log so far: ERROR and WARN lines, and reconciles that ended
+    /// because the decision loop did not settle.
+    pub fn log_counts(&self) -> Value {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let count = |pat: &str| text.lines().filter(|l| l.contains(pat)).count();
+        json!({
+            "errors": count("\"level\":\"ERROR\""),
+            "warnings": count("\"level\":\"WARN\""),
+            "not_settled": count("did not settle"),
+            "file": self.log.display().to_string(),
+        })
+    }
+
     pub fn rss_mib(&self) -> f64 {
         proc_status_kib(self.pid(), "VmRSS").map_or(0.0, kib_to_mib)
     }
