@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_DIR ?= $(CURDIR)/.demo
 
-.PHONY: help deps control-plane discovery build test lint unit crds demo demo-stop clean
+.PHONY: help deps control-plane discovery build test lint unit crds demo demo-stop bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ crds: ## regenerate crds/ from the code
 test: control-plane discovery lint ## every test: lint, unit, integration against a real kube-apiserver
 	$(CARGO) test --locked --no-fail-fast
 	@hack/no-strays
+
+bench: control-plane ## release-build scenarios on a real kube-apiserver: one JSON line per scenario on stdout
+	@$(CARGO) bench --locked --bench operator
 
 demo: control-plane ## control plane + AMAPI simulator + operator + examples; leaves it running
 	$(CARGO) build --locked

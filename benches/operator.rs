@@ -1,0 +1,1030 @@
+//! `make bench`: the operator against a real kube-apiserver (v1.20.2 from `hack/control-plane`)
+//! and the AMAPI simulator, release build. One JSON object per line on stdout (the machine first,
+//! then one per scenario); progress on stderr.
+//!
+//! Scenarios, in order (name some after `--` to run only those, e.g.
+//! `cargo bench --bench operator -- burst ceiling`):
+//!
+//! - `burst`: 1,000 resets created by a pool of creators; time until all Succeeded, latency,
+//!   peak RSS, API-server writes and AMAPI calls per reset.
+//! - `ceiling`: a plain kube-rs client doing create + the operator's writes per reset (status
+//!   replaces) on as many objects with the operator's concurrency: the most this API server can
+//!   take; the ratio burst/ceiling.
+//! - `steady`: 20 resets/s for 60 s; latency from creation to Succeeded.
+//! - `scale`: 10,000 finished resets stored, then a fresh operator: RSS, time to ready, AMAPI
+//!   calls on that restart.
+//! - `quota`: the simulator enforcing 200 requests per 20 s, demand at twice that; once with
+//!   `--amapi-rate` matching the quota and once set too high.
+
+mod support;
+
+#[global_allocator]
+static ALLOC: support::CountingAlloc = support::CountingAlloc;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Resource, ResourceExt};
+use passcode_operator::api::{PasscodeReset, PasscodeResetStatus, Phase};
+use serde_json::{Value, json};
+
+use support::{
+    ApiWrites, ControlPlane, Counters, Finished, Operator, OperatorFlags, Sim, emit, round, summary,
+};
+
+// Scenario sizes and targets.
+const BURST_RESETS: usize = 1_000;
+const BURST_CREATORS: usize = 16;
+const FAST_FLAGS: OperatorFlags = OperatorFlags {
+    amapi_rate: Some(2000.0),
+    concurrency: Some(64),
+};
+const STEADY_RATE: f64 = 20.0;
+const STEADY_SECONDS: u64 = 60;
+const SCALE_RESETS: usize = 10_000;
+const SCALE_DEVICES: usize = 1_000;
+const SCALE_CREATORS: usize = 32;
+const QUOTA_REQUESTS: u32 = 200;
+const QUOTA_WINDOW_S: u64 = 20;
+const QUOTA_DEMAND_SECONDS: u64 = 30;
+/// AMAPI calls a reset makes on the happy path (devices.get, issueCommand, operations.get).
+const CALLS_PER_RESET: f64 = 3.0;
+
+const TARGET_RATIO: f64 = 0.8;
+const TARGET_STEADY_P99_MS: f64 = 1000.0;
+const TARGET_SCALE_RSS_MIB: f64 = 40.0;
+const TARGET_CALLS_PER_RESET: f64 = 3.0;
+
+const WRITES_METHOD: &str = "delta of the API server's apiserver_request_total (its /metrics) over the scenario, verbs POST/PUT/PATCH/DELETE on passcoderesets (and /status) and events, minus the bench's own creates (one POST per reset); the API server's own lease/endpoint writes are other resources and not counted";
+
+struct Bench {
+    cp: ControlPlane,
+    admin: Client,
+    credentials: PathBuf,
+    /// From `burst`, for `ceiling` and `scale`.
+    burst: Option<BurstOutcome>,
+    /// The operator's RSS when ready with nothing to do (from `burst`).
+    idle_rss_mib: Option<f64>,
+}
+
+struct BurstOutcome {
+    resets_per_s: f64,
+    /// Finalizer patches, status replaces and Events per reset.
+    mix: (usize, usize, usize),
+    /// A real finished status, as the operator wrote it.
+    status: Value,
+}
+
+fn main() {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    passcode_operator::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let started = Instant::now();
+        let cp = ControlPlane::start().await;
+        emit(&json!({
+            "machine": support::machine(),
+            "kube_apiserver": cp.version,
+            "build": "release (cargo bench profile)",
+        }));
+        let admin = cp.admin().await;
+        let credentials = cp.dir.join("sa.json");
+        let mut bench = Bench {
+            cp,
+            admin,
+            credentials,
+            burst: None,
+            idle_rss_mib: None,
+        };
+        progress!("operator logs in {}", support::log_dir().display());
+        if run("burst") {
+            burst(&mut bench).await;
+        }
+        if run("ceiling") {
+            ceiling(&bench).await;
+        }
+        if run("steady") {
+            steady(&bench).await;
+        }
+        if run("scale") {
+            scale(&bench).await;
+        }
+        if run("quota") {
+            quota(
+                &bench,
+                "matched",
+                QUOTA_REQUESTS as f64 / QUOTA_WINDOW_S as f64,
+            )
+            .await;
+            quota(
+                &bench,
+                "too_high",
+                5.0 * QUOTA_REQUESTS as f64 / QUOTA_WINDOW_S as f64,
+            )
+            .await;
+        }
+        progress!("done in {:.0} s", started.elapsed().as_secs_f64());
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creating resets
+
+fn reset_object(name: &str, device: &str) -> PasscodeReset {
+    serde_json::from_value(json!({
+        "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+        "kind": "PasscodeReset",
+        "metadata": {"name": name},
+        "spec": {"device": device},
+    }))
+    .expect("a PasscodeReset")
+}
+
+/// When each create was sent (this process's clock), and how many failed.
+#[derive(Default)]
+struct Created {
+    sent: HashMap<String, Instant>,
+    failed: usize,
+}
+
+impl Created {
+    fn add(&mut self, result: (String, Instant, bool)) {
+        let (name, at, ok) = result;
+        if ok {
+            self.sent.insert(name, at);
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
+async fn create_one(
+    api: Api<PasscodeReset>,
+    name: String,
+    device: String,
+) -> (String, Instant, bool) {
+    let at = Instant::now();
+    let ok = match api
+        .create(&PostParams::default(), &reset_object(&name, &device))
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            progress!("create {name}: {}", short(&e.to_string()));
+            false
+        }
+    };
+    (name, at, ok)
+}
+
+/// As fast as a pool of `creators` concurrent requests goes.
+async fn create_pool(
+    api: &Api<PasscodeReset>,
+    items: Vec<(String, String)>,
+    creators: usize,
+) -> Created {
+    let mut created = Created::default();
+    let mut results = futures::stream::iter(items)
+        .map(|(name, device)| create_one(api.clone(), name, device))
+        .buffer_unordered(creators);
+    while let Some(r) = results.next().await {
+        created.add(r);
+    }
+    created
+}
+
+/// One create every 1/`rate` s (each on a task of its own, so a slow create does not delay the
+/// next).
+async fn create_paced(
+    api: &Api<PasscodeReset>,
+    items: Vec<(String, String)>,
+    rate: f64,
+) -> Created {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let mut tasks = Vec::with_capacity(items.len());
+    for (name, device) in items {
+        tick.tick().await;
+        tasks.push(tokio::spawn(create_one(api.clone(), name, device)));
+    }
+    let mut created = Created::default();
+    for t in tasks {
+        created.add(t.await.expect("create task"));
+    }
+    created
+}
+
+fn items(sim: &Sim, prefix: &str, n: usize, devices: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("{prefix}-{i:05}"), sim.device(i % devices)))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the outcome
+
+/// Phases, latencies from the creator's clock (create sent → watch saw the final phase, ms) and
+/// from the object (creationTimestamp → status.completedAt, whole seconds).
+struct Outcome {
+    phases: BTreeMap<String, usize>,
+    reasons: BTreeMap<String, usize>,
+    client_ms: Vec<f64>,
+    server_s: Vec<f64>,
+    /// The last time the watch saw a reset end.
+    last_end: Option<Instant>,
+    /// One finished status, as written.
+    sample_status: Option<Value>,
+}
+
+impl Outcome {
+    async fn read(api: &Api<PasscodeReset>, created: &Created, finished: &Finished) -> Outcome {
+        let list = api.list(&ListParams::default()).await.expect("list resets");
+        let mut o = Outcome {
+            phases: BTreeMap::new(),
+            reasons: BTreeMap::new(),
+            client_ms: Vec::new(),
+            server_s: Vec::new(),
+            last_end: None,
+            sample_status: None,
+        };
+        for r in &list.items {
+            let name = r.name_any();
+            *o.phases.entry(r.phase().as_str().to_owned()).or_default() += 1;
+            let status = r.status.as_ref();
+            let reason = status.and_then(|s| s.reason).map_or("none", |r| r.as_str());
+            *o.reasons.entry(reason.to_owned()).or_default() += 1;
+            if let (Some(created_at), Some(done)) = (
+                r.metadata.creation_timestamp.as_ref(),
+                status.and_then(|s| s.completed_at.as_ref()),
+            ) {
+                o.server_s
+                    .push(done.0.duration_since(created_at.0).as_secs_f64());
+            }
+            if let (Some(sent), Some((seen, _))) = (created.sent.get(&name), finished.get(&name)) {
+                o.client_ms
+                    .push(seen.duration_since(*sent).as_secs_f64() * 1000.0);
+                o.last_end = Some(o.last_end.map_or(seen, |l| l.max(seen)));
+            }
+            if o.sample_status.is_none() && r.phase() == Phase::Succeeded {
+                o.sample_status = status.map(|s| serde_json::to_value(s).unwrap());
+            }
+        }
+        o
+    }
+
+    fn count(&self, phase: &str) -> usize {
+        self.phases.get(phase).copied().unwrap_or(0)
+    }
+}
+
+/// Waits (bounded) until no reset in the namespace carries a finalizer: the operator drops its
+/// finalizer right after the final status, so its writes for a reset end there.
+async fn wait_finalizers_gone(api: &Api<PasscodeReset>, within: Duration) {
+    let until = Instant::now() + within;
+    loop {
+        let list = api.list(&ListParams::default()).await.expect("list resets");
+        let left = list
+            .items
+            .iter()
+            .filter(|r| !r.finalizers().is_empty())
+            .count();
+        if left == 0 {
+            return;
+        }
+        if Instant::now() >= until {
+            progress!("{left} resets still carry a finalizer after {within:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// An error message cut to one readable line.
+fn short(message: &str) -> String {
+    message.chars().take(200).collect()
+}
+
+fn per(v: f64, n: usize) -> f64 {
+    if n == 0 { 0.0 } else { round(v / n as f64, 2) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// burst
+
+async fn burst(bench: &mut Bench) {
+    let n = BURST_RESETS;
+    progress!("burst: {n} resets, {BURST_CREATORS} creators");
+    let ns = bench.cp.namespace(&bench.admin, "bench-burst").await;
+    let sim = Sim::start(&bench.credentials, "Ebenchburst", n, "0ms").await;
+    sim.unlimited().await;
+    let api: Api<PasscodeReset> = Api::namespaced(bench.admin.clone(), &ns);
+    let (finished, watch) = Finished::watch(api.clone());
+    let mut op = Operator::spawn(&bench.cp, &sim, &bench.credentials, &ns, &FAST_FLAGS);
+    let ready = op.wait_ready(Duration::from_secs(60)).await;
+    let idle_rss = op.rss_mib();
+    bench.idle_rss_mib = Some(idle_rss);
+
+    let writes_before = ApiWrites::read(&bench.admin).await;
+    let calls_before = sim.counters().await;
+    let cpu_before = op.cpu_seconds();
+    let t0 = Instant::now();
+    let created = create_pool(&api, items(&sim, "burst", n, n), BURST_CREATORS).await;
+    let create_s = t0.elapsed().as_secs_f64();
+    progress!(
+        "burst: {} created in {create_s:.1} s ({} failed)",
+        created.sent.len(),
+        created.failed
+    );
+    let all = finished
+        .wait_for(created.sent.len(), Duration::from_secs(300), "burst")
+        .await;
+    wait_finalizers_gone(&api, Duration::from_secs(30)).await;
+    let outcome = Outcome::read(&api, &created, &finished).await;
+    let writes = ApiWrites::read(&bench.admin)
+        .await
+        .since(&writes_before)
+        .without_creates((created.sent.len() + created.failed) as f64);
+    let calls_after = sim.counters().await;
+    let calls = calls_after.calls() - calls_before.calls();
+    let total_s = outcome
+        .last_end
+        .map_or(f64::NAN, |l| l.duration_since(t0).as_secs_f64());
+    let succeeded = outcome.count("Succeeded");
+    let resets_per_s = succeeded as f64 / total_s;
+    let writes_per_reset = per(writes.total(), created.sent.len());
+    let calls_per_reset = per(calls as f64, created.sent.len());
+    emit(&json!({
+        "scenario": "burst",
+        "resets": n,
+        "created": created.sent.len(),
+        "create_failures": created.failed,
+        "succeeded": succeeded,
+        "failed": outcome.count("Failed"),
+        "all_ended": all,
+        "creators": BURST_CREATORS,
+        "operator_flags": FAST_FLAGS.to_json(),
+        "reset_kind": "clearing (no newPasscode) on ungoverned work-profile devices, one device per reset, syncDelay 0ms, simulator quota off",
+        "operator_ready_s": round(ready.as_secs_f64(), 2),
+        "create_s": round(create_s, 2),
+        "total_s": round(total_s, 2),
+        "resets_per_s": round(resets_per_s, 1),
+        "latency_client_ms": summary(outcome.client_ms.clone(), 0),
+        "latency_client_method": "this process's clock: create request sent -> its watch saw phase Succeeded",
+        "latency_server_s": summary(outcome.server_s.clone(), 0),
+        "latency_server_method": "status.completedAt - metadata.creationTimestamp; both RFC 3339 with 1 s resolution, so +-1 s",
+        "operator_rss_idle_mib": idle_rss,
+        "operator_rss_peak_mib": op.peak_rss_mib(),
+        "operator_cpu_s": round(op.cpu_seconds() - cpu_before, 2),
+        "server_rss_mib": bench.cp.server_rss_mib(),
+        "apiserver_writes_per_reset": writes_per_reset,
+        "apiserver_writes": writes.by_kind(),
+        "apiserver_conflicts_409": writes.conflicts(),
+        "apiserver_writes_method": WRITES_METHOD,
+        "amapi_calls_per_reset": calls_per_reset,
+        "amapi_calls": calls_after.methods_since(&calls_before),
+        "amapi_target_per_reset": TARGET_CALLS_PER_RESET,
+        "amapi_meets_target": calls_per_reset <= TARGET_CALLS_PER_RESET,
+        "operator_log": op.log_counts(),
+    }));
+    drop(op);
+    watch.abort();
+    let each = |verb: &str, what: &str| {
+        (writes.count(verb, what) / created.sent.len().max(1) as f64).round() as usize
+    };
+    bench.burst = Some(BurstOutcome {
+        resets_per_s,
+        mix: (
+            each("PATCH", "passcoderesets"),
+            each("PUT", "passcoderesets/status"),
+            each("POST", "events"),
+        ),
+        status: outcome.sample_status.unwrap_or_else(synthetic_status),
+    });
+}
+
+/// A finished status like the operator's, for runs without `burst`.
+fn synthetic_status() -> Value {
+    let now = jiff::Timestamp::now().to_string();
+    json!({
+        "observedGeneration": 1,
+        "phase": "Succeeded",
+        "reason": "PasscodeCleared",
+        "message": "The device cleared its passcode.",
+        "conditions": [
+            {"type": "Ready", "status": "True", "reason": "PasscodeCleared", "message": "The device cleared its passcode.", "observedGeneration": 1, "lastTransitionTime": now},
+            {"type": "Reconciling", "status": "False", "reason": "PasscodeCleared", "message": "The device cleared its passcode.", "observedGeneration": 1, "lastTransitionTime": now},
+            {"type": "Stalled", "status": "False", "reason": "PasscodeCleared", "message": "The device cleared its passcode.", "observedGeneration": 1, "lastTransitionTime": now},
+        ],
+        "requirements": [{"rule": "clearingAllowed", "description": "No requirement in force asks for a passcode, so it may be removed.", "met": true}],
+        "device": {"managementMode": "PROFILE_OWNER", "state": "ACTIVE", "apiLevel": 34},
+        "operation": "enterprises/Ebench/devices/d00000/operations/1700000000000",
+        "claimedAt": now, "issuedAt": now, "expiresAt": now, "completedAt": now,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// ceiling
+
+/// One write a ceiling worker makes on its object after creating it.
+#[derive(Clone, Copy, Debug)]
+enum Write {
+    /// PUT .../status with the resourceVersion, a status the size of a real one.
+    Status,
+    /// A merge patch of metadata.finalizers with the resourceVersion (adds, then removes).
+    Finalizer,
+    /// POST of an events.k8s.io/v1 Event about the object.
+    Event,
+}
+
+/// The operator's writes per reset, in its order: finalizer, then status and Event in turns,
+/// then the finalizer off.
+fn operator_mix(finalizers: usize, statuses: usize, events: usize) -> Vec<Write> {
+    let mut plan = vec![Write::Finalizer; finalizers.div_ceil(2)];
+    for i in 0..statuses.max(events) {
+        if i < statuses {
+            plan.push(Write::Status);
+        }
+        if i < events {
+            plan.push(Write::Event);
+        }
+    }
+    plan.extend(vec![Write::Finalizer; finalizers / 2]);
+    plan
+}
+
+/// Creates `n` objects and makes `plan`'s writes on each, `workers` objects at a time; returns
+/// the seconds taken and the objects that failed.
+async fn ceiling_run(
+    client: &Client,
+    ns: &str,
+    prefix: &str,
+    n: usize,
+    workers: usize,
+    plan: &[Write],
+    base: &PasscodeResetStatus,
+) -> (f64, usize) {
+    let api: Api<PasscodeReset> = Api::namespaced(client.clone(), ns);
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let t0 = Instant::now();
+    let mut results = futures::stream::iter(0..n)
+        .map(|i| {
+            let (api, events) = (api.clone(), events.clone());
+            async move {
+                let name = format!("{prefix}-{i:05}");
+                let device = format!("enterprises/Ebench/devices/{}", support::device_id(i));
+                let mut obj = api
+                    .create(&PostParams::default(), &reset_object(&name, &device))
+                    .await?;
+                let mut finalizer_on = false;
+                for (step, write) in plan.iter().enumerate() {
+                    match write {
+                        Write::Status => {
+                            let mut status = base.clone();
+                            status.message = Some(format!("step {step}"));
+                            obj.status = Some(status);
+                            obj.metadata.managed_fields = None;
+                            obj = api
+                                .replace_status(&name, &PostParams::default(), &obj)
+                                .await?;
+                        }
+                        Write::Finalizer => {
+                            finalizer_on = !finalizer_on;
+                            let finalizers: Vec<&str> = if finalizer_on {
+                                vec!["bench.passcode-operator.io/ceiling"]
+                            } else {
+                                vec![]
+                            };
+                            let patch = json!({"metadata": {
+                                "resourceVersion": obj.resource_version(),
+                                "finalizers": finalizers,
+                            }});
+                            obj = api
+                                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                                .await?;
+                        }
+                        Write::Event => {
+                            let event = serde_json::from_value(json!({
+                                "metadata": {"name": format!("{name}.{step}")},
+                                "eventTime": jiff::Timestamp::now().to_string(),
+                                "action": "Reconcile",
+                                "reason": "Issuing",
+                                "note": format!("step {step}"),
+                                "type": "Normal",
+                                "reportingController": "passcode-operator-bench",
+                                "reportingInstance": "bench",
+                                "regarding": obj.object_ref(&()),
+                            }))
+                            .expect("an Event");
+                            events.create(&PostParams::default(), &event).await?;
+                        }
+                    }
+                }
+                Ok::<(), kube::Error>(())
+            }
+        })
+        .buffer_unordered(workers);
+    let mut failed = 0usize;
+    while let Some(r) = results.next().await {
+        if let Err(e) = r {
+            failed += 1;
+            if failed <= 3 {
+                progress!("ceiling: {}", short(&e.to_string()));
+            }
+        }
+    }
+    (t0.elapsed().as_secs_f64(), failed)
+}
+
+async fn ceiling(bench: &Bench) {
+    let n = BURST_RESETS;
+    let (mix, operator_rate, status) = match &bench.burst {
+        Some(b) => (b.mix, Some(b.resets_per_s), b.status.clone()),
+        None => ((2, 3, 3), None, synthetic_status()),
+    };
+    let writes = mix.0 + mix.1 + mix.2;
+    let workers = FAST_FLAGS.concurrency.unwrap() as usize;
+    let base: PasscodeResetStatus = serde_json::from_value(status).expect("a status");
+    let ns = bench.cp.namespace(&bench.admin, "bench-ceiling").await;
+
+    progress!("ceiling: {n} objects, create + {writes} status writes each, {workers} workers");
+    let plan = vec![Write::Status; writes];
+    let (secs, failed) = ceiling_run(&bench.admin, &ns, "ceiling", n, workers, &plan, &base).await;
+    let objects_per_s = (n - failed) as f64 / secs;
+    let ratio = operator_rate.map(|r| round(r / objects_per_s, 2));
+
+    let mix_plan = operator_mix(mix.0, mix.1, mix.2);
+    progress!("ceiling: again with the operator's own mix {mix_plan:?}");
+    let (mix_secs, mix_failed) = ceiling_run(
+        &bench.admin,
+        &ns,
+        "ceiling-mix",
+        n,
+        workers,
+        &mix_plan,
+        &base,
+    )
+    .await;
+    let mix_per_s = (n - mix_failed) as f64 / mix_secs;
+    emit(&json!({
+        "scenario": "ceiling",
+        "objects": n,
+        "failures": failed,
+        "writes_per_object": 1 + writes,
+        "write_kinds": format!("1 create + {writes} status replaces (PUT .../status with the resourceVersion, as the operator writes), status the size of a real finished one"),
+        "workers": workers,
+        "connection_budget": "one kube-rs Client (HTTP/1.1 keep-alive pool), as many concurrent object chains as the operator's --concurrency",
+        "seconds": round(secs, 2),
+        "objects_per_s": round(objects_per_s, 1),
+        "writes_per_s": round(objects_per_s * (1 + writes) as f64, 0),
+        "operator_resets_per_s": operator_rate.map(|r| round(r, 1)),
+        "ratio": ratio,
+        "target_ratio": TARGET_RATIO,
+        "meets_target": ratio.map(|r| r >= TARGET_RATIO),
+        "same_mix": {
+            "writes": format!("1 create + {mix_plan:?} (finalizer merge patches, status PUTs, events.k8s.io Event POSTs, as counted in burst)"),
+            "failures": mix_failed,
+            "seconds": round(mix_secs, 2),
+            "objects_per_s": round(mix_per_s, 1),
+            "ratio": operator_rate.map(|r| round(r / mix_per_s, 2)),
+        },
+        "server_rss_mib": bench.cp.server_rss_mib(),
+    }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// steady
+
+async fn steady(bench: &Bench) {
+    let n = (STEADY_RATE * STEADY_SECONDS as f64) as usize;
+    progress!("steady: {STEADY_RATE}/s for {STEADY_SECONDS} s ({n} resets)");
+    let ns = bench.cp.namespace(&bench.admin, "bench-steady").await;
+    let sim = Sim::start(&bench.credentials, "Ebenchsteady", n, "0ms").await;
+    sim.unlimited().await;
+    let api: Api<PasscodeReset> = Api::namespaced(bench.admin.clone(), &ns);
+    let (finished, watch) = Finished::watch(api.clone());
+    let mut op = Operator::spawn(&bench.cp, &sim, &bench.credentials, &ns, &FAST_FLAGS);
+    op.wait_ready(Duration::from_secs(60)).await;
+    let writes_before = ApiWrites::read(&bench.admin).await;
+    let calls_before = sim.counters().await;
+    let t0 = Instant::now();
+    let created = create_paced(&api, items(&sim, "steady", n, n), STEADY_RATE).await;
+    let create_s = t0.elapsed().as_secs_f64();
+    let all = finished
+        .wait_for(created.sent.len(), Duration::from_secs(120), "steady")
+        .await;
+    wait_finalizers_gone(&api, Duration::from_secs(30)).await;
+    let outcome = Outcome::read(&api, &created, &finished).await;
+    let writes = ApiWrites::read(&bench.admin)
+        .await
+        .since(&writes_before)
+        .without_creates((created.sent.len() + created.failed) as f64);
+    let calls_after = sim.counters().await;
+    let client = summary(outcome.client_ms.clone(), 0);
+    let p99 = client["p99"].as_f64().unwrap_or(f64::NAN);
+    emit(&json!({
+        "scenario": "steady",
+        "rate_per_s": STEADY_RATE,
+        "seconds": STEADY_SECONDS,
+        "resets": n,
+        "created": created.sent.len(),
+        "create_failures": created.failed,
+        "achieved_create_rate_per_s": round(created.sent.len() as f64 / create_s, 1),
+        "succeeded": outcome.count("Succeeded"),
+        "failed": outcome.count("Failed"),
+        "all_ended": all,
+        "operator_flags": FAST_FLAGS.to_json(),
+        "latency_client_ms": client,
+        "latency_client_method": "this process's clock: create request sent -> its watch saw phase Succeeded",
+        "latency_server_s": summary(outcome.server_s.clone(), 0),
+        "latency_server_method": "status.completedAt - metadata.creationTimestamp, 1 s resolution",
+        "target_p99_ms": TARGET_STEADY_P99_MS,
+        "meets_target": p99 <= TARGET_STEADY_P99_MS,
+        "operator_rss_peak_mib": op.peak_rss_mib(),
+        "apiserver_writes_per_reset": per(writes.total(), created.sent.len()),
+        "amapi_calls_per_reset": per((calls_after.calls() - calls_before.calls()) as f64, created.sent.len()),
+        "operator_log": op.log_counts(),
+    }));
+    drop(op);
+    watch.abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// scale
+
+async fn scale(bench: &Bench) {
+    let n = SCALE_RESETS;
+    progress!("scale: storing {n} finished resets ({SCALE_CREATORS} concurrent writers)");
+    let ns = bench.cp.namespace(&bench.admin, "bench-scale").await;
+    let sim = Sim::start(&bench.credentials, "Ebenchscale", SCALE_DEVICES, "0ms").await;
+    sim.unlimited().await;
+    let api: Api<PasscodeReset> = Api::namespaced(bench.admin.clone(), &ns);
+    let status = bench
+        .burst
+        .as_ref()
+        .map_or_else(synthetic_status, |b| b.status.clone());
+    let all = items(&sim, "scale", n, SCALE_DEVICES);
+
+    // A quarter first, with a restart, to see how a restart grows with the number stored.
+    let quarter = n / 4;
+    let mut stored = store_finished(&api, all[..quarter].to_vec(), &status).await;
+    let small = restart_probe(bench, &sim, &api, &ns, quarter).await;
+    progress!("scale: restart with {quarter} stored: {small}");
+    let rest = store_finished(&api, all[quarter..].to_vec(), &status).await;
+    stored.add(&rest);
+    let (json_bytes, managed_bytes) = object_sizes(&api).await;
+    let (decoded, decoded_lean) = decoded_weight(&api).await;
+    let big = restart_probe(bench, &sim, &api, &ns, n).await;
+    let rss_after = big["rss_after_sweep_mib"].as_f64().unwrap_or(f64::NAN);
+    let peak = big["rss_peak_mib"].as_f64().unwrap_or(f64::NAN);
+    let mut line = json!({
+        "scenario": "scale",
+        "resets": n,
+        "stored": stored.ok,
+        "create_failures": stored.create_failures,
+        "status_failures": stored.status_failures,
+        "create_s": round(stored.create_s, 1),
+        "status_write_s": round(stored.status_s, 1),
+        "store_method": format!("created by {SCALE_CREATORS} concurrent admin-client writers, then final statuses (a real Succeeded status from burst) written with merge patches on /status; no operator ran meanwhile"),
+        "object_json_bytes_avg": json_bytes,
+        "managed_fields_json_bytes_avg": managed_bytes,
+        "decoded_reset_bytes": decoded,
+        "decoded_reset_bytes_without_managed_fields": decoded_lean,
+        "decoded_all_mib": round(decoded * n as f64 / 1048576.0, 1),
+        "decoded_method": "this process lists every stored reset as the operator's own PasscodeReset type and counts the heap bytes they hold (a counting global allocator), then again with metadata.managedFields dropped",
+        "rss_idle_mib": bench.idle_rss_mib,
+        "rss_per_reset_kib": bench.idle_rss_mib.map(|idle| round((rss_after - idle) * 1024.0 / n as f64, 1)),
+        "target_rss_mib": TARGET_SCALE_RSS_MIB,
+        "meets_target": rss_after <= TARGET_SCALE_RSS_MIB && peak <= TARGET_SCALE_RSS_MIB,
+        format!("restart_with_{quarter}"): small,
+        "server_rss_mib": bench.cp.server_rss_mib(),
+    });
+    for (k, v) in big.as_object().unwrap() {
+        line[k] = v.clone();
+    }
+    emit(&line);
+}
+
+/// Resets stored with a final status.
+#[derive(Default)]
+struct Stored {
+    ok: usize,
+    create_failures: usize,
+    status_failures: usize,
+    create_s: f64,
+    status_s: f64,
+}
+
+impl Stored {
+    fn add(&mut self, other: &Stored) {
+        self.ok += other.ok;
+        self.create_failures += other.create_failures;
+        self.status_failures += other.status_failures;
+        self.create_s += other.create_s;
+        self.status_s += other.status_s;
+    }
+}
+
+/// Creates the resets, then writes `status` on each (merge patch on /status).
+async fn store_finished(
+    api: &Api<PasscodeReset>,
+    items: Vec<(String, String)>,
+    status: &Value,
+) -> Stored {
+    let t0 = Instant::now();
+    let created = create_pool(api, items, SCALE_CREATORS).await;
+    let create_s = t0.elapsed().as_secs_f64();
+    progress!(
+        "scale: {} created in {create_s:.1} s; writing final statuses",
+        created.sent.len()
+    );
+    let patch = json!({"status": status});
+    let t1 = Instant::now();
+    let mut names: Vec<String> = created.sent.keys().cloned().collect();
+    names.sort();
+    let mut results = futures::stream::iter(names)
+        .map(|name| {
+            let api = api.clone();
+            let patch = patch.clone();
+            async move {
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+            }
+        })
+        .buffer_unordered(SCALE_CREATORS);
+    let mut stored = Stored {
+        create_failures: created.failed,
+        create_s,
+        ..Default::default()
+    };
+    while let Some(r) = results.next().await {
+        match r {
+            Ok(_) => stored.ok += 1,
+            Err(e) => {
+                stored.status_failures += 1;
+                if stored.status_failures <= 3 {
+                    progress!("scale: status: {}", short(&e.to_string()));
+                }
+            }
+        }
+    }
+    stored.status_s = t1.elapsed().as_secs_f64();
+    progress!("scale: statuses written in {:.1} s", stored.status_s);
+    stored
+}
+
+/// A fresh operator (default flags) over `n` stored finished resets: time to ready, RSS, the
+/// initial sweep (every stored reset is reconciled once and decided final), AMAPI calls and
+/// API-server writes it caused.
+async fn restart_probe(
+    bench: &Bench,
+    sim: &Sim,
+    api: &Api<PasscodeReset>,
+    ns: &str,
+    n: usize,
+) -> Value {
+    let writes_before = ApiWrites::read(&bench.admin).await;
+    let calls_before = sim.counters().await;
+    let flags = OperatorFlags {
+        amapi_rate: None,
+        concurrency: None,
+    };
+    let mut op = Operator::spawn(&bench.cp, sim, &bench.credentials, ns, &flags);
+    let ready = op.wait_ready(Duration::from_secs(180)).await;
+    let rss_ready = op.rss_mib();
+    let cpu_ready = op.cpu_seconds();
+    let until = Instant::now() + Duration::from_secs(180);
+    let mut reconciled = 0.0;
+    while Instant::now() < until {
+        reconciled = op
+            .metric_sum(
+                "passcode_operator_reconciles_total",
+                "resource=\"passcodereset\"",
+            )
+            .await;
+        if reconciled >= n as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sweep_s = op.started.elapsed().as_secs_f64();
+    let cpu_sweep = op.cpu_seconds();
+    // Anything late (a poll, a write) would show within a few seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let calls_after = sim.counters().await;
+    let writes = ApiWrites::read(&bench.admin).await.since(&writes_before);
+    let still_final = api
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items.iter().filter(|r| r.phase().is_terminal()).count())
+        .unwrap_or(0);
+    json!({
+        "stored": n,
+        "operator_flags": flags.to_json(),
+        "ready_s": round(ready.as_secs_f64(), 2),
+        "ready_method": "operator process spawned -> first 200 from /readyz (polled every 10 ms); ready means both caches synced",
+        "rss_at_ready_mib": rss_ready,
+        "reconciled_after_start": reconciled,
+        "initial_sweep_s": round(sweep_s, 2),
+        "cpu_s_to_ready": round(cpu_ready, 2),
+        "cpu_s_to_end_of_sweep": round(cpu_sweep, 2),
+        "rss_after_sweep_mib": op.rss_mib(),
+        "rss_peak_mib": op.peak_rss_mib(),
+        "amapi_calls_on_restart": calls_after.calls() - calls_before.calls(),
+        "amapi_calls": calls_after.methods_since(&calls_before),
+        "apiserver_writes_on_restart": writes.total(),
+        "still_final": still_final,
+    })
+}
+
+/// Heap bytes one stored reset takes decoded as `PasscodeReset` (what the operator's cache holds),
+/// with and without its managedFields.
+async fn decoded_weight(api: &Api<PasscodeReset>) -> (f64, f64) {
+    let before = support::live_heap_bytes();
+    let mut objects: Vec<PasscodeReset> = Vec::new();
+    let mut params = ListParams::default().limit(1000);
+    for _ in 0..1000 {
+        let page = api.list(&params).await.expect("list");
+        objects.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => break,
+        }
+    }
+    objects.shrink_to_fit();
+    let n = objects.len().max(1) as f64;
+    let with = support::live_heap_bytes().saturating_sub(before) as f64;
+    for o in &mut objects {
+        o.metadata.managed_fields = None;
+    }
+    let without = support::live_heap_bytes().saturating_sub(before) as f64;
+    drop(objects);
+    (round(with / n, 0), round(without / n, 0))
+}
+
+/// Average JSON size of a stored reset, and of its managedFields alone (first 200 objects).
+async fn object_sizes(api: &Api<PasscodeReset>) -> (f64, f64) {
+    let list = api
+        .list(&ListParams::default().limit(200))
+        .await
+        .expect("list");
+    let n = list.items.len().max(1) as f64;
+    let mut total = 0usize;
+    let mut managed = 0usize;
+    for r in &list.items {
+        total += serde_json::to_vec(r).map_or(0, |v| v.len());
+        managed += serde_json::to_vec(&r.metadata.managed_fields).map_or(0, |v| v.len());
+    }
+    (round(total as f64 / n, 0), round(managed as f64 / n, 0))
+}
+
+// ---------------------------------------------------------------------------------------------
+// quota
+
+async fn quota(bench: &Bench, variant: &str, amapi_rate: f64) {
+    let quota_rate = QUOTA_REQUESTS as f64 / QUOTA_WINDOW_S as f64;
+    let demand_calls = 2.0 * quota_rate;
+    let reset_rate = demand_calls / CALLS_PER_RESET;
+    let n = (reset_rate * QUOTA_DEMAND_SECONDS as f64).round() as usize;
+    progress!(
+        "quota/{variant}: quota {QUOTA_REQUESTS} per {QUOTA_WINDOW_S} s, --amapi-rate {amapi_rate}, {n} resets at {reset_rate:.2}/s"
+    );
+    let ns = bench
+        .cp
+        .namespace(
+            &bench.admin,
+            &format!("bench-quota-{}", variant.replace('_', "-")),
+        )
+        .await;
+    let sim = Sim::start(
+        &bench.credentials,
+        &format!("Ebenchquota{}", variant.replace('_', "")),
+        n,
+        "0ms",
+    )
+    .await;
+    let api: Api<PasscodeReset> = Api::namespaced(bench.admin.clone(), &ns);
+    let (finished, watch) = Finished::watch(api.clone());
+    let flags = OperatorFlags {
+        amapi_rate: Some(amapi_rate),
+        concurrency: None,
+    };
+    let mut op = Operator::spawn(&bench.cp, &sim, &bench.credentials, &ns, &flags);
+    op.wait_ready(Duration::from_secs(60)).await;
+    sim.put(
+        "quota",
+        json!({"requests": QUOTA_REQUESTS, "window": format!("{QUOTA_WINDOW_S}s")}),
+    )
+    .await;
+    let writes_before = ApiWrites::read(&bench.admin).await;
+    let before = sim.counters().await;
+
+    // Admitted calls, sampled every second, to find the busiest window.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        let http = reqwest::Client::new();
+        let url = format!("{}sim/v1/counters", sim.sim.base_url());
+        tokio::spawn(async move {
+            let mut samples: Vec<(f64, u64)> = Vec::new();
+            let t0 = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while !stop.load(Ordering::Relaxed) && samples.len() < 600 {
+                tick.tick().await;
+                if let Ok(r) = http.get(&url).send().await
+                    && let Ok(v) = r.json::<Value>().await
+                {
+                    samples.push((t0.elapsed().as_secs_f64(), Counters(v).admitted()));
+                }
+            }
+            samples
+        })
+    };
+    let t0 = Instant::now();
+    let created = create_paced(&api, items(&sim, "quota", n, n), reset_rate).await;
+    let all = finished
+        .wait_for(
+            created.sent.len(),
+            Duration::from_secs(240),
+            &format!("quota/{variant}"),
+        )
+        .await;
+    let drain_s = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let samples = sampler.await.expect("sampler");
+    wait_finalizers_gone(&api, Duration::from_secs(30)).await;
+    let outcome = Outcome::read(&api, &created, &finished).await;
+    let after = sim.counters().await;
+    let writes = ApiWrites::read(&bench.admin)
+        .await
+        .since(&writes_before)
+        .without_creates((created.sent.len() + created.failed) as f64);
+    let admitted = after.admitted() - before.admitted();
+    let rejected = after.quota_rejected() - before.quota_rejected();
+    let busy_s = outcome
+        .last_end
+        .map_or(drain_s, |l| l.duration_since(t0).as_secs_f64());
+    let max_window = max_in_window(&samples, QUOTA_WINDOW_S as f64);
+    let limiter_wait = op
+        .metric_sum("passcode_operator_amapi_rate_limit_wait_seconds_total", "")
+        .await;
+    let transitions = op.metrics().await;
+    let retrying = support::sum_metric(
+        &transitions,
+        "passcode_operator_reset_transitions_total",
+        "reason=\"Retrying\"",
+    );
+    emit(&json!({
+        "scenario": "quota",
+        "variant": variant,
+        "quota": {"requests": QUOTA_REQUESTS, "window_s": QUOTA_WINDOW_S, "rate_per_s": quota_rate},
+        "operator_flags": flags.to_json(),
+        "demand": {"resets": n, "resets_per_s": round(reset_rate, 2), "amapi_calls_per_s": demand_calls, "seconds": QUOTA_DEMAND_SECONDS},
+        "created": created.sent.len(),
+        "succeeded": outcome.count("Succeeded"),
+        "failed": outcome.count("Failed"),
+        "all_ended": all,
+        "reasons": outcome.reasons,
+        "busy_s": round(busy_s, 1),
+        "busy_method": "first create sent -> the watch saw the last reset end",
+        "amapi_calls_admitted": admitted,
+        "admitted_rate_per_s": round(admitted as f64 / busy_s, 2),
+        "configured_rate_per_s": quota_rate,
+        "max_admitted_in_any_window": max_window,
+        "max_admitted_method": format!("simulator counters sampled every 1 s; largest increase over {QUOTA_WINDOW_S} s"),
+        "quota_rejected_429": rejected,
+        "amapi_calls": after.methods_since(&before),
+        "amapi_calls_per_reset": per((after.calls() - before.calls()) as f64, created.sent.len()),
+        "operator_rate_limiter_wait_s": round(limiter_wait, 1),
+        "retrying_transitions": retrying,
+        "latency_client_ms": summary(outcome.client_ms.clone(), 0),
+        "apiserver_writes_per_reset": per(writes.total(), created.sent.len()),
+        "apiserver_writes": writes.by_kind(),
+        "operator_log": op.log_counts(),
+    }));
+    drop(op);
+    watch.abort();
+}
+
+/// The largest increase of a sampled counter over any `window` seconds.
+fn max_in_window(samples: &[(f64, u64)], window: f64) -> u64 {
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..samples.len() {
+        while samples[end].0 - samples[start].0 > window {
+            start += 1;
+        }
+        best = best.max(samples[end].1 - samples[start].1);
+    }
+    best
+}

@@ -1,0 +1,795 @@
+//! What the benchmark scenarios share: a control plane of their own (its directory is named
+//! `passcode-operator-bench-PID`, so `hack/no-strays` of a concurrent `make test` never takes it
+//! for a stray test), the AMAPI simulator in this process, the operator binary as a child process
+//! (killed on drop, also on panic), and readings from `/proc`, the API server's `/metrics` and the
+//! simulator's counters.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::watcher;
+use kube::{Client, Config, ResourceExt};
+use passcode_operator::api::{PasscodeReset, Phase};
+use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
+use serde_json::{Value, json};
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Progress goes to stderr; stdout carries only the JSON lines.
+#[macro_export]
+macro_rules! progress {
+    ($($arg:tt)*) => { eprintln!("[bench] {}", format!($($arg)*)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The control plane
+
+pub struct ControlPlane {
+    pub dir: PathBuf,
+    pub version: String,
+}
+
+impl ControlPlane {
+    /// etcd + kube-apiserver via `hack/control-plane start DIR --owner-pid <this process>`: they
+    /// stop and DIR is removed once this process has exited, however it exits. Then the CRDs from
+    /// the code and the RBAC of `manifests/`, as the tests install them.
+    pub async fn start() -> ControlPlane {
+        let dir =
+            std::env::temp_dir().join(format!("passcode-operator-bench-{}", std::process::id()));
+        let status = tokio::process::Command::new(repo().join("hack/control-plane"))
+            .arg("start")
+            .arg(&dir)
+            .arg("--owner-pid")
+            .arg(std::process::id().to_string())
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .expect("run hack/control-plane");
+        assert!(status.success(), "hack/control-plane start: {status}");
+        let client = client_from(&dir.join("kubeconfig")).await;
+        let version = client
+            .apiserver_version()
+            .await
+            .expect("server version")
+            .git_version;
+        let crds: Api<CustomResourceDefinition> = Api::all(client);
+        for crd in passcode_operator::api::crds() {
+            let name = crd.name_any();
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .expect("create CRD");
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                await_condition(crds.clone(), &name, conditions::is_crd_established()),
+            )
+            .await
+            .expect("CRD established within 30 s")
+            .expect("watch CRD");
+        }
+        let out = tokio::process::Command::new("kubectl")
+            .env("KUBECONFIG", dir.join("kubeconfig"))
+            .args(["apply", "--validate=false", "-k"])
+            .arg(repo().join("manifests"))
+            .output()
+            .await
+            .expect("run kubectl");
+        assert!(
+            out.status.success(),
+            "kubectl apply -k manifests: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        progress!("kube-apiserver {version} at {}", dir.display());
+        ControlPlane { dir, version }
+    }
+
+    pub async fn admin(&self) -> Client {
+        client_from(&self.dir.join("kubeconfig")).await
+    }
+
+    pub fn operator_kubeconfig(&self) -> PathBuf {
+        self.dir.join("operator.kubeconfig")
+    }
+
+    fn pid_of(&self, name: &str) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join(format!("{name}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Resident memory of kube-apiserver and etcd, MiB.
+    pub fn server_rss_mib(&self) -> Value {
+        let rss = |name| {
+            self.pid_of(name)
+                .and_then(|pid| proc_status_kib(pid, "VmRSS"))
+                .map(kib_to_mib)
+        };
+        json!({"apiserver": rss("apiserver"), "etcd": rss("etcd")})
+    }
+
+    /// A fresh namespace.
+    pub async fn namespace(&self, client: &Client, name: &str) -> String {
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+        name.to_owned()
+    }
+}
+
+pub async fn client_from(kubeconfig: &Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes seen by the API server
+
+/// `apiserver_request_total` of the write verbs, by `VERB resource[/subresource] code`.
+#[derive(Clone, Debug, Default)]
+pub struct ApiWrites(BTreeMap<(String, String, String), f64>);
+
+/// The resources the operator writes: its own kind and Events. Other writes (the API server's
+/// own leases and endpoints, written through its loopback client) are left out.
+const COUNTED: [&str; 2] = ["passcoderesets", "events"];
+
+impl ApiWrites {
+    pub async fn read(client: &Client) -> ApiWrites {
+        let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+        let text = client.request_text(req).await.expect("apiserver /metrics");
+        let mut map = BTreeMap::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+                continue;
+            };
+            let Some((labels, value)) = rest.rsplit_once("} ") else {
+                continue;
+            };
+            let label = |key: &str| {
+                let pat = format!("{key}=\"");
+                labels
+                    .split(',')
+                    .find_map(|l| l.strip_prefix(&pat))
+                    .map(|v| v.trim_end_matches('"').to_owned())
+                    .unwrap_or_default()
+            };
+            let verb = label("verb");
+            if !matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+                continue;
+            }
+            let resource = label("resource");
+            if !COUNTED.contains(&resource.as_str()) {
+                continue;
+            }
+            let sub = label("subresource");
+            let what = if sub.is_empty() {
+                resource
+            } else {
+                format!("{resource}/{sub}")
+            };
+            let v: f64 = value.trim().parse().unwrap_or(0.0);
+            *map.entry((verb, what, label("code"))).or_default() += v;
+        }
+        ApiWrites(map)
+    }
+
+    /// What happened between `before` and `self`.
+    pub fn since(&self, before: &ApiWrites) -> ApiWrites {
+        let mut map = BTreeMap::new();
+        for (k, v) in &self.0 {
+            let d = v - before.0.get(k).copied().unwrap_or(0.0);
+            if d > 0.0 {
+                map.insert(k.clone(), d);
+            }
+        }
+        ApiWrites(map)
+    }
+
+    pub fn total(&self) -> f64 {
+        self.0.values().fold(0.0, |sum, v| sum + v)
+    }
+
+    /// Writes of one verb on one resource (`passcoderesets/status`), any code.
+    pub fn count(&self, verb: &str, what: &str) -> f64 {
+        self.0
+            .iter()
+            .filter(|((v, w, _), _)| v == verb && w == what)
+            .fold(0.0, |sum, (_, n)| sum + n)
+    }
+
+    /// Writes answered 409 Conflict.
+    pub fn conflicts(&self) -> u64 {
+        self.0
+            .iter()
+            .filter(|((_, _, code), _)| code == "409")
+            .fold(0.0, |sum, (_, v)| sum + v) as u64
+    }
+
+    /// `{"VERB resource": n}`, codes summed.
+    pub fn by_kind(&self) -> Value {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for ((verb, what, _), v) in &self.0 {
+            *out.entry(format!("{verb} {what}")).or_default() += *v as u64;
+        }
+        json!(out)
+    }
+
+    /// Removes `n` creates of PasscodeResets (the bench's own).
+    pub fn without_creates(&self, n: f64) -> ApiWrites {
+        let mut map = self.0.clone();
+        let mut left = n;
+        for ((verb, what, _), v) in map.iter_mut() {
+            if verb == "POST" && what == "passcoderesets" && left > 0.0 {
+                let take = v.min(left);
+                *v -= take;
+                left -= take;
+            }
+        }
+        map.retain(|_, v| *v > 0.0);
+        ApiWrites(map)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The AMAPI simulator
+
+pub struct Sim {
+    pub sim: Simulator,
+    pub enterprise: String,
+    http: reqwest::Client,
+}
+
+impl Sim {
+    /// One enterprise with `devices` work-profile devices `d00000`.., no passcode policy, online,
+    /// acting on a command `sync_delay` after receiving it.
+    pub async fn start(
+        credentials: &Path,
+        enterprise: &str,
+        devices: usize,
+        sync_delay: &str,
+    ) -> Sim {
+        let mut yaml = format!(
+            "enterprises:\n  - id: {enterprise}\n    policies:\n      - id: none\n    devices:\n"
+        );
+        for i in 0..devices.max(1) {
+            yaml.push_str(&format!(
+                "      - {{id: {}, managementMode: PROFILE_OWNER, apiLevel: 34, syncDelay: {sync_delay}}}\n",
+                device_id(i)
+            ));
+        }
+        let fleet = Fleet::from_yaml(&yaml).expect("fleet");
+        let sim = Simulator::start(SimulatorConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            fleet,
+            credentials_path: Some(credentials.to_owned()),
+        })
+        .await
+        .expect("simulator");
+        Sim {
+            sim,
+            enterprise: enterprise.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn device(&self, i: usize) -> String {
+        format!("enterprises/{}/devices/{}", self.enterprise, device_id(i))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}sim/v1/{path}", self.sim.base_url())
+    }
+
+    pub async fn counters(&self) -> Counters {
+        let v: Value = self
+            .http
+            .get(self.url("counters"))
+            .send()
+            .await
+            .expect("GET counters")
+            .json()
+            .await
+            .expect("counters JSON");
+        Counters(v)
+    }
+
+    pub async fn put(&self, path: &str, body: Value) {
+        let r = self
+            .http
+            .put(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("simulator admin API");
+        assert!(r.status().is_success(), "PUT {path}: {}", r.status());
+    }
+
+    /// No quota to speak of.
+    pub async fn unlimited(&self) {
+        self.put("quota", json!({"requests": 100_000_000u64, "window": "1s"}))
+            .await;
+    }
+}
+
+pub fn device_id(i: usize) -> String {
+    format!("d{i:05}")
+}
+
+/// The simulator's `/sim/v1/counters`.
+#[derive(Clone, Debug)]
+pub struct Counters(pub Value);
+
+impl Counters {
+    fn methods(&self) -> BTreeMap<String, u64> {
+        self.0["methods"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Calls routed to an AMAPI method, whatever the answer (429s included).
+    pub fn calls(&self) -> u64 {
+        self.methods().values().sum()
+    }
+
+    pub fn quota_rejected(&self) -> u64 {
+        self.0["quotaRejected"].as_u64().unwrap_or(0)
+    }
+
+    /// Calls the quota let through.
+    pub fn admitted(&self) -> u64 {
+        self.calls().saturating_sub(self.quota_rejected())
+    }
+
+    /// `{"method": n}` since `before`, methods never called left out.
+    pub fn methods_since(&self, before: &Counters) -> Value {
+        let b = before.methods();
+        let out: BTreeMap<String, u64> = self
+            .methods()
+            .into_iter()
+            .map(|(k, v)| {
+                let d = v.saturating_sub(b.get(&k).copied().unwrap_or(0));
+                (k, d)
+            })
+            .filter(|(_, d)| *d > 0)
+            .collect();
+        json!(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator process
+
+#[derive(Clone, Debug)]
+pub struct OperatorFlags {
+    pub amapi_rate: Option<f64>,
+    pub concurrency: Option<u16>,
+}
+
+impl OperatorFlags {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "amapi_rate": self.amapi_rate.map_or(json!("default (8)"), |r| json!(r)),
+            "concurrency": self.concurrency.map_or(json!("default (16)"), |c| json!(c)),
+        })
+    }
+}
+
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// The release binary as a child process, under the operator's ServiceAccount. Killed on drop.
+pub struct Operator {
+    child: Child,
+    pub started: Instant,
+    pub listen: SocketAddr,
+    pub log: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Operator {
+    pub fn spawn(
+        cp: &ControlPlane,
+        sim: &Sim,
+        credentials: &Path,
+        namespace: &str,
+        flags: &OperatorFlags,
+    ) -> Operator {
+        let listen = {
+            let l = TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().unwrap()
+        };
+        let log = log_dir().join(format!("operator-{namespace}.log"));
+        let file = std::fs::File::create(&log).expect("operator log");
+        let binary = env!("CARGO_BIN_EXE_passcode-operator");
+        // Under util-linux's setpriv the operator gets SIGKILL when this process dies, also when
+        // it is killed outright and no Drop runs; setpriv execs it, so the PID is the operator's.
+        let mut cmd = if Path::new(SETPRIV).exists() {
+            let mut c = Command::new(SETPRIV);
+            c.args(["--pdeathsig", "KILL", "--", binary]);
+            c
+        } else {
+            Command::new(binary)
+        };
+        cmd.arg("run")
+            .arg("--kubeconfig")
+            .arg(cp.operator_kubeconfig())
+            .arg("--credentials")
+            .arg(credentials)
+            .args(["--amapi-base-url", &sim.sim.base_url()])
+            .args(["--enterprises", &sim.enterprise])
+            .args(["--namespace", namespace])
+            .args(["--listen", &listen.to_string()])
+            .args(["--log-format", "json", "--log-level", "info"])
+            .args(["--leader-election", "false"])
+            .env_remove("KUBECONFIG")
+            .env_remove("PASSCODE_OPERATOR_FAILPOINT")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        if let Some(rate) = flags.amapi_rate {
+            cmd.args(["--amapi-rate", &rate.to_string()]);
+        }
+        if let Some(c) = flags.concurrency {
+            cmd.args(["--concurrency", &c.to_string()]);
+        }
+        let started = Instant::now();
+        let child = cmd.spawn().expect("start the operator");
+        Operator {
+            child,
+            started,
+            listen,
+            log,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Polls `/readyz` every 10 ms; returns the time from spawning the process to the first 200.
+    pub async fn wait_ready(&mut self, within: Duration) -> Duration {
+        let until = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the operator exited ({status}); log {}:\n{}",
+                    self.log.display(),
+                    tail(&self.log, 30)
+                );
+            }
+            let ok = self
+                .http
+                .get(format!("http://{}/readyz", self.listen))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return self.started.elapsed();
+            }
+            assert!(
+                Instant::now() < until,
+                "the operator was not ready within {within:?}; log:\n{}",
+                tail(&self.log, 30)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        match self
+            .http
+            .get(format!("http://{}/metrics", self.listen))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// The sum of a metric's samples whose labels contain `filter`.
+    pub async fn metric_sum(&self, name: &str, filter: &str) -> f64 {
+        sum_metric(&self.metrics().await, name, filter)
+    }
+
+    /// Counts in the operator's log so far: ERROR and WARN lines, and reconciles that ended
+    /// because the decision loop did not settle.
+    pub fn log_counts(&self) -> Value {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let count = |pat: &str| text.lines().filter(|l| l.contains(pat)).count();
+        json!({
+            "errors": count("\"level\":\"ERROR\""),
+            "warnings": count("\"level\":\"WARN\""),
+            "not_settled": count("did not settle"),
+            "file": self.log.display().to_string(),
+        })
+    }
+
+    pub fn rss_mib(&self) -> f64 {
+        proc_status_kib(self.pid(), "VmRSS").map_or(0.0, kib_to_mib)
+    }
+
+    /// Peak resident memory since start (VmHWM).
+    pub fn peak_rss_mib(&self) -> f64 {
+        proc_status_kib(self.pid(), "VmHWM").map_or(0.0, kib_to_mib)
+    }
+
+    /// User + system CPU seconds used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.pid()).unwrap_or(0.0)
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn sum_metric(text: &str, name: &str, filter: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| l.contains(filter))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .fold(0.0, |sum, v| sum + v)
+}
+
+/// Operator logs, kept after the run (the control plane's directory is removed at exit).
+pub fn log_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-logs");
+    std::fs::create_dir_all(&dir).expect("log directory");
+    dir
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc
+
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+fn kib_to_mib(kib: u64) -> f64 {
+    round(kib as f64 / 1024.0, 1)
+}
+
+/// utime + stime from /proc/PID/stat, at Linux's usual 100 clock ticks per second.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+pub fn machine() -> Value {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|r| r.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned());
+    json!({
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "memory_gib": round(mem_kib / 1024.0 / 1024.0, 1),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim(),
+        "cpu": model,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watching resets end
+
+/// When this process first saw each reset in a final phase, through a watch.
+#[derive(Clone, Default)]
+pub struct Finished {
+    seen: Arc<Mutex<HashMap<String, (Instant, Phase)>>>,
+}
+
+impl Finished {
+    /// Starts watching a namespace; the task ends with `stop`.
+    pub fn watch(api: Api<PasscodeReset>) -> (Finished, tokio::task::JoinHandle<()>) {
+        let finished = Finished::default();
+        let seen = finished.seen.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            while let Some(event) = stream.next().await {
+                let now = Instant::now();
+                let obj = match event {
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => o,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        progress!("watch error (the watcher retries): {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                let phase = obj.phase();
+                if phase.is_terminal() {
+                    seen.lock()
+                        .unwrap()
+                        .entry(obj.name_any())
+                        .or_insert((now, phase));
+                }
+            }
+        });
+        (finished, task)
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn get(&self, name: &str) -> Option<(Instant, Phase)> {
+        self.seen.lock().unwrap().get(name).copied()
+    }
+
+    /// Waits (polling every 50 ms) until `n` resets have ended or `within` has passed; returns
+    /// whether all ended.
+    pub async fn wait_for(&self, n: usize, within: Duration, what: &str) -> bool {
+        let until = Instant::now() + within;
+        let mut next_report = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = self.count();
+            if c >= n {
+                return true;
+            }
+            if Instant::now() >= until {
+                progress!("{what}: only {c} of {n} ended within {within:?}");
+                return false;
+            }
+            if Instant::now() >= next_report {
+                progress!("{what}: {c} of {n} ended");
+                next_report += Duration::from_secs(10);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures
+
+pub fn round(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// `{"n", "p50", "p99", "max"}` of the values (unsorted on entry).
+pub fn summary(mut values: Vec<f64>, digits: i32) -> Value {
+    values.sort_by(|a, b| a.total_cmp(b));
+    if values.is_empty() {
+        return json!({"n": 0});
+    }
+    json!({
+        "n": values.len(),
+        "p50": round(percentile(&values, 50.0), digits),
+        "p99": round(percentile(&values, 99.0), digits),
+        "max": round(*values.last().unwrap(), digits),
+    })
+}
+
+/// Prints one result line on stdout, its `scenario` (or `machine`) first.
+pub fn emit(v: &Value) {
+    let mut rest = v.as_object().cloned().unwrap_or_default();
+    let first = ["scenario", "machine"]
+        .into_iter()
+        .find_map(|k| rest.remove(k).map(|v| (k, v)));
+    let Some((key, value)) = first else {
+        println!("{v}");
+        return;
+    };
+    let rest = Value::Object(rest).to_string();
+    let tail = rest.strip_prefix('{').unwrap_or("}");
+    let sep = if tail == "}" { "" } else { "," };
+    println!("{{{}:{value}{sep}{tail}", Value::from(key));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Heap bytes in use by this process, to weigh decoded objects exactly
+
+/// The system allocator, counting the bytes currently allocated.
+pub struct CountingAlloc;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed to the system allocator unchanged; only a counter is added.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_add(new_size, Ordering::Relaxed);
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+/// Heap bytes allocated and not yet freed, process-wide.
+pub fn live_heap_bytes() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
