@@ -204,14 +204,17 @@ async fn controllers(
     // Only new objects and spec (generation) changes trigger a reconcile: the operator's own
     // status and finalizer writes do not, so a poll is never doubled.
     let (reset_store, reset_writer) = reflector::store();
+    // managedFields are most of a cached object's memory and never read here.
     let reset_events = watcher(resets, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(|r: &mut PasscodeReset| r.metadata.managed_fields = None)
         .reflect(reset_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let (policy_store, policy_writer) = reflector::store();
     let policy_events = watcher(policies, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(|p: &mut WorkProfilePasscodePolicy| p.metadata.managed_fields = None)
         .reflect(policy_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());

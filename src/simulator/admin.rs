@@ -130,7 +130,7 @@ async fn counters(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
-    Json(*shared.faults.lock().expect("faults lock")).into_response()
+    Json(shared.faults.lock().expect("faults lock").clone()).into_response()
 }
 
 /// Replaces the fault settings; fields left out are off.
@@ -141,7 +141,7 @@ async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    *shared.faults.lock().expect("faults lock") = settings;
+    *shared.faults.lock().expect("faults lock") = settings.clone();
     tracing::info!(?settings, "faults changed");
     Json(settings).into_response()
 }

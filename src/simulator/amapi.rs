@@ -90,8 +90,13 @@ async fn call(
         .lock()
         .expect("counters lock")
         .called(method);
-    let faults = *shared.faults.lock().expect("faults lock");
-    let admitted = gate(shared, headers, params.as_ref().ok())
+    let faults = shared.faults.lock().expect("faults lock").clone();
+    let faults = if faults.applies_to(method.as_str()) {
+        faults
+    } else {
+        Default::default()
+    };
+    let admitted = gate(shared, &faults, headers, params.as_ref().ok())
         .and_then(|()| params.as_ref().map(|_| ()).map_err(Clone::clone));
     // Processed only once admitted: refused calls change nothing and are never dropped.
     let processed = admitted.map(|()| {
@@ -152,6 +157,7 @@ async fn call(
 /// Authentication, quota and injected faults: what stops a call before it is processed.
 fn gate(
     shared: &Shared,
+    faults: &super::faults::FaultSettings,
     headers: &HeaderMap,
     params: Option<&QueryParams>,
 ) -> Result<(), ApiError> {
@@ -175,7 +181,6 @@ fn gate(
             .quota_rejected += 1;
         return Err(ApiError::quota_exhausted(retry_after));
     }
-    let faults = *shared.faults.lock().expect("faults lock");
     if let Some(fault) = faults.before(fastrand::f64) {
         let mut counters = shared.counters.lock().expect("counters lock");
         return Err(match fault {

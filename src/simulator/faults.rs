@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::duration_text;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultSettings {
     /// Fraction of calls answered 503 UNAVAILABLE or 500 INTERNAL without being processed.
@@ -27,6 +27,9 @@ pub struct FaultSettings {
     /// Fraction of processed calls answered 200 with an HTML page instead of JSON (a broken proxy).
     #[serde(default)]
     pub garbage_rate: f64,
+    /// The AMAPI methods faults apply to (such as `devices.issueCommand`); empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
 }
 
 /// What happens to a call before it is processed.
@@ -50,6 +53,11 @@ impl FaultSettings {
             }
         }
         Ok(())
+    }
+
+    /// Whether faults apply to calls of `method`.
+    pub fn applies_to(&self, method: &str) -> bool {
+        self.methods.is_empty() || self.methods.iter().any(|m| m == method)
     }
 
     /// Draws the fault, if any, for a call about to be processed. `draw` yields uniform numbers
@@ -94,6 +102,7 @@ mod tests {
             drop_rate: 1.0,
             garbage_rate: 1.0,
             latency: Duration::ZERO,
+            ..Default::default()
         };
         assert!(all.garbles(fastrand::f64) && !none.garbles(fastrand::f64));
         for _ in 0..100 {

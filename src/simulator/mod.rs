@@ -116,7 +116,7 @@ impl Simulator {
             clock,
             tokens: Mutex::new(oauth::Tokens::new(settings.token_ttl)),
             quota: Mutex::new(quota::Quota::new(settings.quota)),
-            faults: Mutex::new(settings.faults),
+            faults: Mutex::new(settings.faults.clone()),
             counters: Mutex::default(),
             account,
             token_uri,

@@ -127,3 +127,42 @@ async fn flaky_amapi_never_yields_two_commands() {
     );
     eprintln!("outcomes under faults: {outcomes:?}");
 }
+
+/// issueCommand refused with 429 on every retry certainly sent nothing: the claim is released and
+/// the reset tried again later, never failed for it, and it succeeds once AMAPI lets it through.
+#[tokio::test]
+async fn a_throttled_command_is_tried_again_not_failed() {
+    let env = Env::new(
+        "throttled",
+        "      - id: wp\n",
+        "      - {id: t, syncDelay: 50ms}\n",
+    )
+    .await;
+    env.sim_send(
+        reqwest::Method::PUT,
+        "faults",
+        json!({"throttleRate": 1.0, "methods": ["devices.issueCommand"]}),
+    )
+    .await;
+    env.reset("r", "t", json!({})).await;
+    let r = env
+        .wait("r", "the claim released after 429s", |r| {
+            r.status.as_ref().and_then(|s| s.reason) == Some(Reason::Retrying)
+        })
+        .await;
+    let s = r.status.unwrap();
+    assert!(s.claimed_at.is_none(), "released: {s:#?}");
+    assert!(s.message.unwrap().contains("did not take the command"));
+    assert!(env.commands("t").await.is_empty());
+    // Still not failed a few attempts later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while std::time::Instant::now() < deadline {
+        let r = env.resets().get("r").await.unwrap();
+        assert_eq!(r.phase(), Phase::Pending, "{:#?}", r.status);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    env.sim_send(reqwest::Method::PUT, "faults", json!({}))
+        .await;
+    env.reason_is("r", Reason::PasscodeCleared).await;
+    assert_eq!(env.commands("t").await.len(), 1);
+}

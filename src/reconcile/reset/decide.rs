@@ -738,8 +738,8 @@ fn adopt(o: &Observed, status: &PasscodeResetStatus, op: &Operation, message: &s
         s.operation = Some(op.name.clone());
         s.issued_at = Some(Time(issued));
         s.expires_at = Some(Time(issued + SignedDuration::from_secs(duration as i64)));
+        d.requeue = Some(poll_interval(o.now, s));
     }
-    d.requeue = Some(Duration::from_secs(1));
     d
 }
 

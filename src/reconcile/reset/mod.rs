@@ -51,12 +51,17 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
     let mut current: PasscodeReset = (*reset).clone();
     let mut last = status_key(&current);
     let policies = ctx.policies.state();
-    let others: Vec<Arc<PasscodeReset>> = ctx
-        .resets
-        .state()
-        .into_iter()
-        .filter(|r| r.spec.device == current.spec.device && reset_key(r) != reset_key(&current))
-        .collect();
+    // Finished resets need neither the other resets nor anything else: skip the scan of the cache,
+    // which would make a restart with many stored resets quadratic.
+    let others: Vec<Arc<PasscodeReset>> = if current.phase().is_terminal() {
+        Vec::new()
+    } else {
+        ctx.resets
+            .state()
+            .into_iter()
+            .filter(|r| r.spec.device == current.spec.device && reset_key(r) != reset_key(&current))
+            .collect()
+    };
     let mut inputs = Inputs {
         claimed_in_process: in_flight_other(ctx, &current),
         ..Default::default()
@@ -137,9 +142,13 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                 }
                 if claiming {
                     inputs.claimed_here = true;
+                    inputs.issued = None;
                     ctx.metrics.commands_in_flight.inc();
                 } else {
+                    // A released claim (nothing was sent): look again later, not in this loop,
+                    // which would claim and release again with the same stale answer.
                     release(ctx, &current);
+                    return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
                 }
             }
             Effect::IssueCommand(params) => {
