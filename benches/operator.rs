@@ -349,13 +349,15 @@ async fn burst(bench: &mut Bench) {
     let all = finished
         .wait_for(created.sent.len(), Duration::from_secs(300), "burst")
         .await;
-    wait_finalizers_gone(&api, Duration::from_secs(30)).await;
-    let outcome = Outcome::read(&api, &created, &finished).await;
-    let writes = ApiWrites::read(&bench.admin)
-        .await
-        .since(&writes_before)
-        .without_creates((created.sent.len() + created.failed) as f64);
-    let calls_after = sim.counters().await;
+    let (outcome, writes, calls_after) = settle(
+        &bench.admin,
+        &api,
+        &sim,
+        &created,
+        &finished,
+        &writes_before,
+    )
+    .await;
     let calls = calls_after.calls() - calls_before.calls();
     let total_s = outcome
         .last_end
@@ -602,6 +604,26 @@ async fn ceiling(bench: &Bench) {
     }));
 }
 
+/// What a scenario left once every reset has ended: the outcomes, the API-server writes (less the
+/// bench's own creates) and the simulator's counters.
+async fn settle(
+    admin: &kube::Client,
+    api: &Api<PasscodeReset>,
+    sim: &Sim,
+    created: &Created,
+    finished: &Finished,
+    writes_before: &ApiWrites,
+) -> (Outcome, ApiWrites, Counters) {
+    wait_finalizers_gone(api, Duration::from_secs(30)).await;
+    let outcome = Outcome::read(api, created, finished).await;
+    let counters = sim.counters().await;
+    let writes = ApiWrites::read(admin)
+        .await
+        .since(writes_before)
+        .without_creates((created.sent.len() + created.failed) as f64);
+    (outcome, writes, counters)
+}
+
 // ---------------------------------------------------------------------------------------------
 // steady
 
@@ -623,13 +645,15 @@ async fn steady(bench: &Bench) {
     let all = finished
         .wait_for(created.sent.len(), Duration::from_secs(120), "steady")
         .await;
-    wait_finalizers_gone(&api, Duration::from_secs(30)).await;
-    let outcome = Outcome::read(&api, &created, &finished).await;
-    let writes = ApiWrites::read(&bench.admin)
-        .await
-        .since(&writes_before)
-        .without_creates((created.sent.len() + created.failed) as f64);
-    let calls_after = sim.counters().await;
+    let (outcome, writes, calls_after) = settle(
+        &bench.admin,
+        &api,
+        &sim,
+        &created,
+        &finished,
+        &writes_before,
+    )
+    .await;
     let client = summary(outcome.client_ms.clone(), 0);
     let p99 = client["p99"].as_f64().unwrap_or(f64::NAN);
     emit(&json!({
@@ -962,13 +986,15 @@ async fn quota(bench: &Bench, variant: &str, amapi_rate: f64) {
     let drain_s = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let samples = sampler.await.expect("sampler");
-    wait_finalizers_gone(&api, Duration::from_secs(30)).await;
-    let outcome = Outcome::read(&api, &created, &finished).await;
-    let after = sim.counters().await;
-    let writes = ApiWrites::read(&bench.admin)
-        .await
-        .since(&writes_before)
-        .without_creates((created.sent.len() + created.failed) as f64);
+    let (outcome, writes, after) = settle(
+        &bench.admin,
+        &api,
+        &sim,
+        &created,
+        &finished,
+        &writes_before,
+    )
+    .await;
     let admitted = after.admitted() - before.admitted();
     let rejected = after.quota_rejected() - before.quota_rejected();
     let busy_s = outcome

@@ -18,19 +18,7 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 fn quality() -> impl Strategy<Value = PasswordQuality> {
-    proptest::sample::select(vec![
-        PasswordQuality::Unspecified,
-        PasswordQuality::BiometricWeak,
-        PasswordQuality::Something,
-        PasswordQuality::Numeric,
-        PasswordQuality::NumericComplex,
-        PasswordQuality::Alphabetic,
-        PasswordQuality::Alphanumeric,
-        PasswordQuality::Complex,
-        PasswordQuality::ComplexityLow,
-        PasswordQuality::ComplexityMedium,
-        PasswordQuality::ComplexityHigh,
-    ])
+    proptest::sample::select(PasswordQuality::ALL.to_vec())
 }
 
 fn counter() -> impl Strategy<Value = Option<u32>> {

@@ -40,6 +40,21 @@ pub enum PasswordQuality {
 }
 
 impl PasswordQuality {
+    /// Every quality AMAPI defines, in its order.
+    pub const ALL: [PasswordQuality; 11] = [
+        PasswordQuality::Unspecified,
+        PasswordQuality::BiometricWeak,
+        PasswordQuality::Something,
+        PasswordQuality::Numeric,
+        PasswordQuality::NumericComplex,
+        PasswordQuality::Alphabetic,
+        PasswordQuality::Alphanumeric,
+        PasswordQuality::Complex,
+        PasswordQuality::ComplexityLow,
+        PasswordQuality::ComplexityMedium,
+        PasswordQuality::ComplexityHigh,
+    ];
+
     /// The complexity band a `COMPLEXITY_*` quality asks for; other qualities
     /// are expressed as minimum metrics instead.
     fn complexity(self) -> Complexity {
@@ -580,20 +595,36 @@ pub(super) mod tests {
         assert!(schema.contains("weak biometrics"));
     }
 
+    /// ALL names every variant exactly once: the schema's enum has the same values.
+    #[test]
+    fn all_lists_every_quality() {
+        let schema = serde_json::to_value(schemars::schema_for!(PasswordQuality)).unwrap();
+        let mut listed: Vec<String> = PasswordQuality::ALL
+            .iter()
+            .map(|q| {
+                serde_json::to_value(q)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let mut schema_values: Vec<String> = schema
+            .to_string()
+            .split('"')
+            .filter(|t| t.chars().all(|c| c.is_ascii_uppercase() || c == '_') && t.len() > 3)
+            .map(str::to_owned)
+            .collect();
+        listed.sort();
+        listed.dedup();
+        schema_values.sort();
+        schema_values.dedup();
+        assert_eq!(listed.len(), 11);
+        assert_eq!(listed, schema_values);
+    }
+
     pub(in super::super) fn any_quality() -> impl Strategy<Value = PasswordQuality> {
-        prop::sample::select(vec![
-            PasswordQuality::Unspecified,
-            PasswordQuality::BiometricWeak,
-            PasswordQuality::Something,
-            PasswordQuality::Numeric,
-            PasswordQuality::NumericComplex,
-            PasswordQuality::Alphabetic,
-            PasswordQuality::Alphanumeric,
-            PasswordQuality::Complex,
-            PasswordQuality::ComplexityLow,
-            PasswordQuality::ComplexityMedium,
-            PasswordQuality::ComplexityHigh,
-        ])
+        prop::sample::select(PasswordQuality::ALL.to_vec())
     }
 
     fn small() -> impl Strategy<Value = Option<u32>> {
