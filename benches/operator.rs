@@ -60,7 +60,7 @@ const TARGET_STEADY_P99_MS: f64 = 1000.0;
 const TARGET_SCALE_RSS_MIB: f64 = 40.0;
 const TARGET_CALLS_PER_RESET: f64 = 3.0;
 
-const WRITES_METHOD: &str = "delta of the API server's apiserver_request_total (its /metrics) over the scenario, verbs POST/PUT/PATCH/DELETE on passcoderesets (and /status) and events, minus the bench's own creates (one POST per reset); the API server's own lease/endpoint writes are other resources and not counted";
+const WRITES_METHOD: &str = "delta of the API server's apiserver_request_total (its /metrics) over the scenario, verbs POST/PUT/PATCH/DELETE on passcoderesets (and /status), events and configmaps (the reset records), minus the bench's own creates (one POST per reset); the API server's own lease/endpoint writes are other resources and not counted";
 
 struct Bench {
     cp: ControlPlane,
@@ -74,8 +74,8 @@ struct Bench {
 
 struct BurstOutcome {
     resets_per_s: f64,
-    /// Finalizer patches, status replaces and Events per reset.
-    mix: (usize, usize, usize),
+    /// Records, finalizer patches, status replaces and Events per reset.
+    mix: (usize, usize, usize, usize),
     /// A real finished status, as the operator wrote it.
     status: Value,
 }
@@ -407,6 +407,7 @@ async fn burst(bench: &mut Bench) {
     bench.burst = Some(BurstOutcome {
         resets_per_s,
         mix: (
+            each("POST", "configmaps"),
             each("PATCH", "passcoderesets"),
             each("PUT", "passcoderesets/status"),
             each("POST", "events"),
@@ -447,12 +448,17 @@ enum Write {
     Finalizer,
     /// POST of an events.k8s.io/v1 Event about the object.
     Event,
+    /// POST of a ConfigMap the size of a reset record.
+    Record,
 }
 
-/// The operator's writes per reset, in its order: finalizer, then status and Event in turns,
-/// then the finalizer off.
-fn operator_mix(finalizers: usize, statuses: usize, events: usize) -> Vec<Write> {
-    let mut plan = vec![Write::Finalizer; finalizers.div_ceil(2)];
+/// The operator's writes per reset, in its order: the record, the finalizer, then status and
+/// Event in turns, then the finalizer off.
+fn operator_mix(
+    (records, finalizers, statuses, events): (usize, usize, usize, usize),
+) -> Vec<Write> {
+    let mut plan = vec![Write::Record; records];
+    plan.extend(vec![Write::Finalizer; finalizers.div_ceil(2)]);
     for i in 0..statuses.max(events) {
         if i < statuses {
             plan.push(Write::Status);
@@ -478,10 +484,11 @@ async fn ceiling_run(
 ) -> (f64, usize) {
     let api: Api<PasscodeReset> = Api::namespaced(client.clone(), ns);
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let records: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
     let t0 = Instant::now();
     let mut results = futures::stream::iter(0..n)
         .map(|i| {
-            let (api, events) = (api.clone(), events.clone());
+            let (api, events, records) = (api.clone(), events.clone(), records.clone());
             async move {
                 let name = format!("{prefix}-{i:05}");
                 let device = format!("enterprises/Ebench/devices/{}", support::device_id(i));
@@ -530,6 +537,14 @@ async fn ceiling_run(
                             .expect("an Event");
                             events.create(&PostParams::default(), &event).await?;
                         }
+                        Write::Record => {
+                            let record = passcode_operator::reconcile::reset::record::record_for(
+                                &obj,
+                                ns,
+                                &jiff::Timestamp::now().to_string(),
+                            );
+                            records.create(&PostParams::default(), &record).await?;
+                        }
                     }
                 }
                 Ok::<(), kube::Error>(())
@@ -552,9 +567,9 @@ async fn ceiling(bench: &Bench) {
     let n = BURST_RESETS;
     let (mix, operator_rate, status) = match &bench.burst {
         Some(b) => (b.mix, Some(b.resets_per_s), b.status.clone()),
-        None => ((2, 3, 3), None, synthetic_status()),
+        None => ((1, 2, 3, 3), None, synthetic_status()),
     };
-    let writes = mix.0 + mix.1 + mix.2;
+    let writes = mix.0 + mix.1 + mix.2 + mix.3;
     let workers = FAST_FLAGS.concurrency.unwrap() as usize;
     let base: PasscodeResetStatus = serde_json::from_value(status).expect("a status");
     let ns = bench.cp.namespace(&bench.admin, "bench-ceiling").await;
@@ -565,7 +580,7 @@ async fn ceiling(bench: &Bench) {
     let objects_per_s = (n - failed) as f64 / secs;
     let ratio = operator_rate.map(|r| round(r / objects_per_s, 2));
 
-    let mix_plan = operator_mix(mix.0, mix.1, mix.2);
+    let mix_plan = operator_mix(mix);
     progress!("ceiling: again with the operator's own mix {mix_plan:?}");
     let (mix_secs, mix_failed) = ceiling_run(
         &bench.admin,
@@ -594,7 +609,7 @@ async fn ceiling(bench: &Bench) {
         "target_ratio": TARGET_RATIO,
         "meets_target": ratio.map(|r| r >= TARGET_RATIO),
         "same_mix": {
-            "writes": format!("1 create + {mix_plan:?} (finalizer merge patches, status PUTs, events.k8s.io Event POSTs, as counted in burst)"),
+            "writes": format!("1 create + {mix_plan:?} (record ConfigMap POSTs, finalizer merge patches, status PUTs, events.k8s.io Event POSTs, as counted in burst)"),
             "failures": mix_failed,
             "seconds": round(mix_secs, 2),
             "objects_per_s": round(mix_per_s, 1),

@@ -37,7 +37,8 @@ pub struct RunConfig {
     pub concurrency: u16,
     pub listen: SocketAddr,
     pub leader_election: bool,
-    pub lease_namespace: String,
+    /// The operator's own namespace: the leader Lease and the reset records.
+    pub operator_namespace: String,
     pub lease_name: String,
     pub identity: String,
     pub policy_resync: Duration,
@@ -123,7 +124,7 @@ async fn lead_then_run(
     stop: Stop,
 ) -> anyhow::Result<()> {
     let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &cfg.lease_name)
-        .with_namespace(&cfg.lease_namespace)
+        .with_namespace(&cfg.operator_namespace)
         .with_identity(&cfg.identity)
         .with_duration(15)
         .with_grace(5)
@@ -235,6 +236,7 @@ async fn controllers(
         metrics,
         in_flight: Mutex::new(HashMap::new()),
         policy_resync: cfg.policy_resync,
+        operator_namespace: cfg.operator_namespace.clone(),
     });
     let controller_config = ControllerConfig::default().concurrency(cfg.concurrency);
     let reset_controller = Controller::for_stream(reset_events, reset_store.clone())

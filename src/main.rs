@@ -89,13 +89,13 @@ struct RunArgs {
     /// Elect a leader through a Lease so only one replica acts.
     #[arg(long, env = "PASSCODE_OPERATOR_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set)]
     leader_election: bool,
-    /// Namespace of the leader Lease.
+    /// The operator's own namespace: the leader Lease and the records of resets acted on.
     #[arg(
         long,
         env = "POD_NAMESPACE",
         default_value = "passcode-operator-system"
     )]
-    lease_namespace: String,
+    operator_namespace: String,
     /// Name of the leader Lease.
     #[arg(
         long,
@@ -258,7 +258,7 @@ fn run(args: RunArgs) -> ExitCode {
         concurrency: args.concurrency.max(1),
         listen: args.listen,
         leader_election: args.leader_election,
-        lease_namespace: args.lease_namespace,
+        operator_namespace: args.operator_namespace,
         lease_name: args.lease_name,
         identity,
         policy_resync: args.policy_resync,

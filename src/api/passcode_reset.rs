@@ -179,6 +179,9 @@ reasons! {
     SecretInvalid => Failed,
     /// The spec changed after the reset was acted on; the change was ignored.
     SpecChanged => Failed,
+    /// A reset with this name and spec was acted on, deleted and created again (as GitOps
+    /// self-heal does); it does not run twice.
+    Recreated => Failed,
     /// The device did not carry out the command before it expired.
     CommandExpired => Failed,
     /// The command was cancelled before the device acted.
@@ -282,5 +285,20 @@ impl PasscodeReset {
             .as_ref()
             .and_then(|s| s.phase)
             .unwrap_or(Phase::Pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's table is the help desk's guide: every reason has a row.
+    #[test]
+    fn the_readme_explains_every_reason() {
+        let readme = include_str!("../../README.md");
+        for reason in Reason::ALL {
+            let row = format!("| {} | `{}` |", reason.phase().as_str(), reason.as_str());
+            assert!(readme.contains(&row), "README has no row {row}");
+        }
     }
 }

@@ -30,6 +30,8 @@ pub struct Context {
     pub in_flight: Mutex<HashMap<String, String>>,
     /// How often Enforce policies are compared with AMAPI to correct drift.
     pub policy_resync: std::time::Duration,
+    /// Where the records of resets acted on are kept (see `reset::record`).
+    pub operator_namespace: String,
 }
 
 /// A reconcile that could not finish; the controller retries it with backoff.

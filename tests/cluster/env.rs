@@ -186,7 +186,7 @@ impl Env {
                     "false"
                 },
             ])
-            .args(["--lease-namespace", crate::support::OPERATOR_NAMESPACE])
+            .args(["--operator-namespace", crate::support::OPERATOR_NAMESPACE])
             .env_remove("KUBECONFIG")
             .env_remove("PASSCODE_OPERATOR_FAILPOINT")
             .stdin(Stdio::null())

@@ -18,6 +18,7 @@ fn spec() -> Value {
 #[tokio::test]
 async fn killed_at_every_point_and_restarted_never_twice() {
     for failpoint in [
+        "after-record",
         "after-finalizer",
         "before-status-write:1",
         "before-issue",

@@ -11,6 +11,7 @@ mod env;
 mod faults;
 mod policies;
 mod rbac;
+mod recreated;
 mod replicas;
 mod resets;
 mod security;

@@ -74,6 +74,10 @@ async fn operator_can_do_what_it_needs_and_nothing_more() {
             "leases",
             Some(OPERATOR_NAMESPACE),
         ),
+        // The records of resets acted on.
+        ("get", "", "configmaps", Some(OPERATOR_NAMESPACE)),
+        ("create", "", "configmaps", Some(OPERATOR_NAMESPACE)),
+        ("update", "", "configmaps", Some(OPERATOR_NAMESPACE)),
     ];
     for (verb, group, resource, ns) in needed {
         assert!(
@@ -89,6 +93,10 @@ async fn operator_can_do_what_it_needs_and_nothing_more() {
         ("update", "", "secrets", Some("any")),
         ("delete", "", "secrets", Some("any")),
         ("get", "", "configmaps", Some("any")),
+        ("create", "", "configmaps", Some("any")),
+        ("list", "", "configmaps", Some(OPERATOR_NAMESPACE)),
+        ("delete", "", "configmaps", Some(OPERATOR_NAMESPACE)),
+        ("patch", "", "configmaps", Some(OPERATOR_NAMESPACE)),
         ("list", "", "pods", None),
         ("create", G, "passcoderesets", Some("any")),
         ("update", G, "passcoderesets", Some("any")),

@@ -28,6 +28,7 @@ use crate::api::{
 };
 use crate::passcode::{Passcode, PasscodeError, judge};
 use crate::reconcile::govern::governed;
+use crate::reconcile::reset::record::Recorded;
 
 /// The finalizer present only while a command may be in flight, so deleting the reset cancels it.
 pub const FINALIZER: &str = "amapi.passcode-operator.io/cancel-in-flight";
@@ -104,6 +105,8 @@ pub struct Inputs {
     pub operations: Option<Read<Vec<Operation>>>,
     /// A cancel was sent in this reconcile.
     pub cancelled: bool,
+    /// The record written before the claim (see `record`).
+    pub record: Option<Recorded>,
     /// A reset of the same device this process claimed and has not finished (fresher than the
     /// cache).
     pub claimed_in_process: Option<String>,
@@ -129,6 +132,8 @@ pub enum Effect {
         name: String,
         key: String,
     },
+    /// Write this reset's record in the operator's namespace, or find the earlier one there.
+    Record,
     AddFinalizer,
     RemoveFinalizer,
     /// Write `Decision::status` with the observed resourceVersion as a precondition, then decide
@@ -430,6 +435,34 @@ fn prepare(o: &Observed, status: &PasscodeResetStatus, has_finalizer: bool) -> D
         set_policy(&mut d, &policy_names);
         d.requeue = Some(Duration::from_secs(5));
         return d;
+    }
+
+    // Recorded before the claim, so a deleted and re-created twin never claims.
+    match &o.inputs.record {
+        None => return Decision::effect(Effect::Record),
+        Some(Recorded::Ours) => {}
+        Some(Recorded::Earlier {
+            uid,
+            claimed_at,
+            record,
+        }) => {
+            let reset = format!(
+                "{}/{}",
+                o.reset.metadata.namespace.as_deref().unwrap_or(""),
+                o.reset.metadata.name.as_deref().unwrap_or("")
+            );
+            let (record_namespace, record_name) = record.split_once('/').unwrap_or(("", record));
+            return with_device(
+                Reason::Recreated,
+                format!(
+                    "PasscodeReset {reset} was already acted on: an earlier object with this name and spec (uid {uid}) claimed the device at {claimed_at} and was then deleted. This one re-creates it (as GitOps self-heal does), so it does not run again. To reset the {what} again, create a PasscodeReset with a new name; to let this name run once more, delete ConfigMap {record_name} in namespace {record_namespace}."
+                ),
+                Some(checklist),
+            );
+        }
+        Some(Recorded::Unavailable(m)) => {
+            return retrying(o, status, format!("Could not record the reset: {m}."));
+        }
     }
 
     if !has_finalizer {

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::decide::*;
+use super::record::Recorded;
 use crate::amapi::model::{Device, NonComplianceDetail, Operation, ResetPasswordFlag};
 use crate::api::{PasscodeReset, PasscodeResetStatus, Phase, Reason, WorkProfilePasscodePolicy};
 use crate::passcode::{Passcode, PasscodeError};
@@ -133,6 +134,10 @@ impl Case {
     }
     fn secret(mut self, s: SecretRead) -> Self {
         self.inputs.secret = Some(s);
+        self
+    }
+    fn recorded(mut self, r: Recorded) -> Self {
+        self.inputs.record = Some(r);
         self
     }
     fn decide(&self) -> Decision {
@@ -301,7 +306,7 @@ fn fully_managed_devices_are_served_too() {
     let case = Case::new(with_passcode())
         .device(device(json!({"managementMode": "DEVICE_OWNER"})))
         .secret(secret("830417"));
-    assert_eq!(case.decide().effect, Some(Effect::AddFinalizer));
+    assert_eq!(case.decide().effect, Some(Effect::Record));
 }
 
 // --- requirements and the passcode ------------------------------------------------------------
@@ -336,7 +341,7 @@ fn applied_device_policies_govern_too() {
 fn clearing_an_ungoverned_device_needs_no_secret() {
     assert_eq!(
         Case::new(clearing()).active().decide().effect,
-        Some(Effect::AddFinalizer)
+        Some(Effect::Record)
     );
 }
 
@@ -421,7 +426,7 @@ fn android_14_rule_applies_from_api_level_34() {
         .device(device(json!({"apiLevel": 33})))
         .secret(secret("2580"))
         .decide();
-    assert_eq!(d.effect, Some(Effect::AddFinalizer));
+    assert_eq!(d.effect, Some(Effect::Record));
 }
 
 // --- one command per device ------------------------------------------------------------------
@@ -441,12 +446,14 @@ fn other(
 fn one_command_per_device_oldest_first() {
     let ready = Case::new(finalized(with_passcode()))
         .active()
-        .secret(secret("830417"));
+        .secret(secret("830417"))
+        .recorded(Recorded::Ours);
     assert_eq!(ready.decide().effect, Some(Effect::WriteStatus));
 
     let mut busy = Case::new(finalized(with_passcode()))
         .active()
-        .secret(secret("830417"));
+        .secret(secret("830417"))
+        .recorded(Recorded::Ours);
     busy.others = vec![other("younger-but-claimed", "2026-11-23T09:59:59Z", |s| {
         s.claimed_at = Some(Time(now()))
     })];
@@ -482,12 +489,68 @@ fn one_command_per_device_oldest_first() {
 // --- claim and issue ------------------------------------------------------------------------
 
 #[test]
-fn the_finalizer_comes_before_the_claim() {
+fn the_record_comes_before_the_finalizer_and_the_claim() {
+    let case = Case::new(with_passcode()).active().secret(secret("830417"));
+    assert_eq!(case.decide().effect, Some(Effect::Record));
+    // Also with the finalizer already there (a restart after it was added).
+    let case = Case::new(finalized(with_passcode()))
+        .active()
+        .secret(secret("830417"));
+    assert_eq!(case.decide().effect, Some(Effect::Record));
     let d = Case::new(with_passcode())
         .active()
         .secret(secret("830417"))
+        .recorded(Recorded::Ours)
         .decide();
     assert_eq!(d.effect, Some(Effect::AddFinalizer));
+}
+
+#[test]
+fn a_recreated_twin_fails_without_a_claim() {
+    let d = Case::new(with_passcode())
+        .active()
+        .secret(secret("830417"))
+        .recorded(Recorded::Earlier {
+            uid: "u-1".into(),
+            claimed_at: "2026-11-20T08:00:00Z".into(),
+            record: "passcode-operator-system/pcr-0123".into(),
+        })
+        .decide();
+    assert_eq!(d.effect, None);
+    let s = d.status.as_ref().unwrap();
+    assert_eq!(
+        (s.phase, s.reason),
+        (Some(Phase::Failed), Some(Reason::Recreated))
+    );
+    assert!(s.claimed_at.is_none());
+    let m = message(&d);
+    for needle in [
+        "ns/r",
+        "u-1",
+        "2026-11-20T08:00:00Z",
+        "new name",
+        "ConfigMap pcr-0123 in namespace passcode-operator-system",
+    ] {
+        assert!(m.contains(needle), "{needle}: {m}");
+    }
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True")
+    );
+}
+
+#[test]
+fn an_unwritable_record_is_retried_without_a_claim() {
+    let d = Case::new(with_passcode())
+        .active()
+        .secret(secret("830417"))
+        .recorded(Recorded::Unavailable("forbidden".into()))
+        .decide();
+    assert_eq!(d.effect, None);
+    assert_eq!(reason(&d), Some(Reason::Retrying));
+    assert!(message(&d).contains("forbidden"));
+    assert!(d.requeue.is_some());
 }
 
 #[test]
@@ -495,6 +558,7 @@ fn the_claim_is_written_before_anything_is_sent() {
     let d = Case::new(finalized(with_passcode()))
         .active()
         .secret(secret("830417"))
+        .recorded(Recorded::Ours)
         .decide();
     assert_eq!(d.effect, Some(Effect::WriteStatus));
     let s = d.status.unwrap();
@@ -891,6 +955,7 @@ proptest! {
         oper in arb_read(op(json!({"done": false}))),
         cancelled in any::<bool>(),
         with_secret in any::<bool>(),
+        record in 0u8..4,
     ) {
         let mut r = with_status(with_passcode(), |s| {
             s.phase = reason.map(|r| r.phase());
@@ -916,7 +981,19 @@ proptest! {
             _ => Some(Issued::Ambiguous("a".into())),
         };
         if with_secret { case.inputs.secret = Some(secret("830417")); }
+        case.inputs.record = match record {
+            0 => None,
+            1 => Some(Recorded::Ours),
+            2 => Some(Recorded::Earlier { uid: "u".into(), claimed_at: "t".into(), record: "n/c".into() }),
+            _ => Some(Recorded::Unavailable("u".into())),
+        };
         let d = case.decide();
+        // A claim is only ever written over this reset's own record.
+        if d.effect == Some(Effect::WriteStatus) && !claimed_at
+            && d.status.as_ref().is_some_and(|s| s.claimed_at.is_some())
+        {
+            prop_assert_eq!(record, 1);
+        }
         if let Some(Effect::IssueCommand(_)) = d.effect {
             prop_assert!(claimed_at && claimed_here && !operation && case.inputs.issued.is_none() && !deleted);
             prop_assert!(reason.is_none_or(|r| !r.phase().is_terminal()));

@@ -3,6 +3,7 @@
 //! cache, a second replica) fails with a conflict instead of acting twice.
 
 pub mod decide;
+pub mod record;
 
 #[cfg(test)]
 mod decide_tests;
@@ -108,6 +109,14 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
             }
             Effect::ReadSecret { name, key } => {
                 inputs.secret = Some(read_secret(ctx, &namespace, &name, &key).await);
+            }
+            Effect::Record => {
+                let claimed_at = Timestamp::now().to_string();
+                inputs.record = Some(
+                    record::record(&ctx.client, &ctx.operator_namespace, &current, &claimed_at)
+                        .await,
+                );
+                crate::failpoint::hit("after-record");
             }
             Effect::AddFinalizer => {
                 current = set_finalizer(&api, &current, true).await?;
