@@ -205,10 +205,12 @@ async fn controllers(
     // Only new objects and spec (generation) changes trigger a reconcile: the operator's own
     // status and finalizer writes do not, so a poll is never doubled.
     let (reset_store, reset_writer) = reflector::store();
-    // managedFields are most of a cached object's memory and never read here.
+    // Settled resets leave the cache; the rest is kept without what is never read (see `cached`).
     let reset_events = watcher(resets, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(|r: &mut PasscodeReset| r.metadata.managed_fields = None)
+        .filter_map(|event| {
+            futures::future::ready(event.map(reconcile::reset::cached::for_cache).transpose())
+        })
         .reflect(reset_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());

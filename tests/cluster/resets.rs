@@ -398,6 +398,36 @@ async fn a_spec_edited_after_issue_is_refused_with_spec_changed() {
     );
 }
 
+/// Finished resets leave the operator's cache; an edit brings one back, and it is noted, not acted on.
+#[tokio::test]
+async fn a_spec_edited_after_the_end_is_noted_and_not_acted_on() {
+    let env = Env::new("spec-edit-after", POLICY, PHONE).await;
+    env.secret("pc", "passcode", b"830417").await;
+    env.reset("r", "phone", with_secret()).await;
+    env.reason_is("r", Reason::PasscodeReset).await;
+    env.wait("r", "no finalizer", |r| {
+        r.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty())
+    })
+    .await;
+    let patch = json!({"spec": {"lockNow": true}});
+    env.resets()
+        .patch("r", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let r = env
+        .wait("r", "the edit noted", |r| {
+            r.status.as_ref().and_then(|s| s.observed_generation) == r.metadata.generation
+        })
+        .await;
+    let s = r.status.unwrap();
+    assert_eq!(s.reason, Some(Reason::PasscodeReset), "the outcome stands");
+    assert!(
+        s.message.unwrap().contains("changed after the reset ended"),
+        "the edit is noted"
+    );
+    assert_eq!(env.commands("phone").await.len(), 1, "and not acted on");
+}
+
 #[tokio::test]
 async fn killed_at_the_claim_ends_outcome_unknown_without_any_command() {
     let mut env = Env::with(

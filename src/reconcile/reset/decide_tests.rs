@@ -938,6 +938,35 @@ fn arb_read<T: Clone + std::fmt::Debug + 'static>(v: T) -> impl Strategy<Value =
 }
 
 proptest! {
+    /// Settled resets leave the cache (see `cached`); that is safe because deciding on one does
+    /// nothing at all.
+    #[test]
+    fn settled_resets_need_nothing(
+        reason in proptest::option::of(arb_reason()),
+        generation in 1i64..3,
+        finalizer in any::<bool>(),
+        deleted in any::<bool>(),
+        claimed_here in any::<bool>(),
+        with_secret in any::<bool>(),
+    ) {
+        let mut r = with_status(issued(with_passcode(), OP), |s| {
+            s.phase = reason.map(|r| r.phase());
+            s.reason = reason;
+        });
+        r.metadata.generation = Some(generation);
+        if !finalizer { r.metadata.finalizers = None; }
+        if deleted { r = deleting(r); }
+        let mut case = Case::new(r.clone());
+        case.inputs.claimed_here = claimed_here;
+        if with_secret { case.inputs.secret = Some(secret("830417")); }
+        let d = case.decide();
+        if super::cached::settled(&r) {
+            prop_assert!(d.status.is_none() && d.effect.is_none() && d.requeue.is_none(), "{:?}", d);
+        } else {
+            prop_assert!(!reason.is_some_and(|r| r.phase().is_terminal()) || generation != 1 || finalizer || deleted);
+        }
+    }
+
     /// IssueCommand only right after this reconcile's own claim and before any answer; terminal
     /// resets never call AMAPI.
     #[test]

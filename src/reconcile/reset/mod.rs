@@ -2,6 +2,7 @@
 //! Every status write carries the resourceVersion it was decided on, so a stale view (an old
 //! cache, a second replica) fails with a conflict instead of acting twice.
 
+pub mod cached;
 pub mod decide;
 pub mod record;
 

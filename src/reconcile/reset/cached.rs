@@ -1,0 +1,121 @@
+//! What the watch cache keeps of resets. Finished resets pile up (they are the audit record), and
+//! a settled one is never acted on again: deciding on it does nothing. So settled resets leave the
+//! cache (a restart with many stored resets neither holds nor reconciles them), and the rest is
+//! cached without the parts the operator never reads. Each watch event brings the whole object,
+//! so a reset that stops being settled (its spec edited, being deleted) comes back into the cache
+//! and is reconciled.
+
+use kube::ResourceExt;
+use kube::runtime::watcher::Event;
+
+use crate::api::PasscodeReset;
+use crate::reconcile::reset::decide::FINALIZER;
+
+/// Finished, any spec edit already noted, no in-flight finalizer, not being deleted: nothing more
+/// will be done with it (`decide` is tested to do nothing for such a reset).
+pub fn settled(r: &PasscodeReset) -> bool {
+    let Some(status) = &r.status else {
+        return false;
+    };
+    status.phase.is_some_and(|p| p.is_terminal())
+        && status.observed_generation == r.metadata.generation
+        && r.metadata.deletion_timestamp.is_none()
+        && !r.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// A watch event as the cache should see it: a settled reset is removed from the cache (or, while
+/// listing, never added); other objects lose the fields never read here.
+pub fn for_cache(event: Event<PasscodeReset>) -> Option<Event<PasscodeReset>> {
+    match event {
+        Event::Apply(r) if settled(&r) => Some(Event::Delete(r)),
+        Event::InitApply(r) if settled(&r) => None,
+        Event::Apply(r) => Some(Event::Apply(slim(r))),
+        Event::InitApply(r) => Some(Event::InitApply(slim(r))),
+        other => Some(other),
+    }
+}
+
+/// managedFields were most of a decoded object, and kubectl's last-applied-configuration
+/// annotation repeats the whole spec; neither is read here.
+fn slim(mut r: PasscodeReset) -> PasscodeReset {
+    r.metadata.managed_fields = None;
+    r.metadata.annotations = None;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Phase, Reason};
+    use serde_json::json;
+
+    fn reset(status: serde_json::Value, finalizers: &[&str], deleting: bool) -> PasscodeReset {
+        let mut r: PasscodeReset = serde_json::from_value(json!({
+            "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+            "kind": "PasscodeReset",
+            "metadata": {"name": "r", "namespace": "ns", "generation": 1,
+                         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+                         "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"device": "enterprises/LC01/devices/d1"},
+            "status": status,
+        }))
+        .unwrap();
+        r.metadata.finalizers = Some(finalizers.iter().map(|f| f.to_string()).collect());
+        if deleting {
+            r.metadata.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    "2026-11-23T10:00:00Z".parse().unwrap(),
+                ));
+        }
+        r
+    }
+
+    fn finished(generation: i64) -> serde_json::Value {
+        json!({"phase": "Succeeded", "reason": "PasscodeReset", "observedGeneration": generation})
+    }
+
+    #[test]
+    fn settled_resets_leave_the_cache() {
+        let r = reset(finished(1), &[], false);
+        assert!(settled(&r));
+        assert!(matches!(
+            for_cache(Event::Apply(r.clone())),
+            Some(Event::Delete(_))
+        ));
+        assert!(for_cache(Event::InitApply(r)).is_none());
+    }
+
+    #[test]
+    fn resets_with_something_left_to_do_stay_whole() {
+        let cases = [
+            reset(
+                json!({"phase": "Pending", "reason": "AwaitingDevice", "observedGeneration": 1}),
+                &[],
+                false,
+            ),
+            reset(json!({}), &[], false),
+            // Finished, but the spec was edited since (noted by the next reconcile).
+            reset(finished(0), &[], false),
+            // Finished with the in-flight finalizer still to remove.
+            reset(finished(1), &[FINALIZER], false),
+            reset(finished(1), &[], true),
+        ];
+        for r in cases {
+            assert!(!settled(&r), "{:?}", r.status);
+            let Some(Event::Apply(cached)) = for_cache(Event::Apply(r.clone())) else {
+                panic!("{:?} left the cache", r.status)
+            };
+            assert_eq!(cached.status, r.status);
+            assert_eq!(cached.spec, r.spec);
+            assert!(cached.metadata.managed_fields.is_none());
+            assert!(cached.metadata.annotations.is_none());
+            assert!(matches!(
+                for_cache(Event::InitApply(r)),
+                Some(Event::InitApply(_))
+            ));
+        }
+        // Another finalizer (someone else's) does not keep a finished reset in the cache.
+        assert!(settled(&reset(finished(1), &["example.com/keep"], false)));
+        let _ = (Phase::Succeeded, Reason::PasscodeReset);
+    }
+}
