@@ -112,7 +112,8 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                 inputs.secret = Some(read_secret(ctx, &namespace, &name, &key).await);
             }
             Effect::Record => {
-                let claimed_at = Timestamp::now().to_string();
+                let now = Timestamp::now();
+                let claimed_at = now.round(jiff::Unit::Second).unwrap_or(now).to_string();
                 inputs.record = Some(
                     record::record(&ctx.client, &ctx.operator_namespace, &current, &claimed_at)
                         .await,
