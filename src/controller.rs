@@ -42,6 +42,8 @@ pub struct RunConfig {
     pub lease_name: String,
     pub identity: String,
     pub policy_resync: Duration,
+    /// See `decide::Config::adoption_window`.
+    pub adoption_window: Duration,
     /// Watch PasscodeResets in this namespace only (policies are cluster-wide).
     pub namespace: Option<String>,
 }
@@ -231,6 +233,7 @@ async fn controllers(
         amapi,
         config: decide::Config {
             enterprises: cfg.enterprises.clone(),
+            adoption_window: cfg.adoption_window,
         },
         resets: reset_store.clone(),
         policies: policy_store.clone(),

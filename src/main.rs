@@ -109,6 +109,12 @@ struct RunArgs {
     /// How often policies are compared with AMAPI (drift correction).
     #[arg(long, env = "PASSCODE_OPERATOR_POLICY_RESYNC", default_value = "300s", value_parser = parse_duration)]
     policy_resync: std::time::Duration,
+    /// How long after a claim a command it sent may still appear on the device's operations. When
+    /// AMAPI's answer leaves it open whether a command was created (5xx, a cut connection, a
+    /// crash), the reset waits this long, adopts the command if one is listed, and otherwise
+    /// issues it again. Attempts are sent only in the first third, each taking at most a third.
+    #[arg(long, env = "PASSCODE_OPERATOR_ADOPTION_WINDOW", default_value = "180s", value_parser = parse_window)]
+    adoption_window: std::time::Duration,
     /// Act on PasscodeResets in this namespace only (default: every namespace).
     #[arg(long, env = "PASSCODE_OPERATOR_NAMESPACE")]
     namespace: Option<String>,
@@ -130,6 +136,16 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .filter(|s| *s > 0)
         .map(std::time::Duration::from_secs)
         .ok_or_else(|| format!("{text:?} is not a duration like 30s, 5m or 1h"))
+}
+
+fn parse_window(text: &str) -> Result<std::time::Duration, String> {
+    let window = parse_duration(text)?;
+    if window < std::time::Duration::from_secs(3) {
+        return Err(
+            "the adoption window must be at least 3s (180s unless AMAPI is simulated)".into(),
+        );
+    }
+    Ok(window)
 }
 
 fn main() -> ExitCode {
@@ -262,6 +278,7 @@ fn run(args: RunArgs) -> ExitCode {
         lease_name: args.lease_name,
         identity,
         policy_resync: args.policy_resync,
+        adoption_window: args.adoption_window,
         namespace: args.namespace.filter(|n| !n.is_empty()),
     };
     let runtime = match tokio::runtime::Runtime::new() {

@@ -375,6 +375,53 @@ async fn issue_command_is_never_repeated_blindly() {
     s.sim.shutdown().await;
 }
 
+/// A command is only sent within its limits, so it exists by a known time: no attempt starts
+/// after `start_by`, and 429s are not retried past it.
+#[tokio::test]
+async fn issue_command_is_not_sent_late() {
+    let s = Setup::new("within", FLEET).await;
+    let c = s.client(fast()).await;
+    let too_late = std::time::Instant::now();
+    let e = c
+        .issue_command_within(
+            PHONE,
+            &reset_command("830417"),
+            Some((too_late, Duration::from_secs(1))),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AmapiError::Transient { .. }), "{e}");
+    assert_eq!(s.counter("devices.issueCommand").await, 0, "nothing sent");
+
+    // Throttled on every attempt: retried only while there is time.
+    s.faults(json!({"throttleRate": 1.0})).await;
+    let start_by = std::time::Instant::now() + Duration::from_millis(300);
+    let e = c
+        .issue_command_within(
+            PHONE,
+            &reset_command("830417"),
+            Some((start_by, Duration::from_secs(1))),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AmapiError::Transient { .. }), "{e}");
+    assert!(std::time::Instant::now() < start_by + Duration::from_millis(250));
+    assert!(s.commands(PHONE).await.is_empty());
+
+    // In time, it is sent as usual.
+    s.faults(json!({})).await;
+    let start_by = std::time::Instant::now() + Duration::from_secs(5);
+    c.issue_command_within(
+        PHONE,
+        &reset_command("830417"),
+        Some((start_by, Duration::from_secs(1))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.commands(PHONE).await.len(), 1);
+    s.sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn quota_exhaustion_is_transient_with_retry_after() {
     let s = Setup::new("quota", FLEET).await;

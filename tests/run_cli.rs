@@ -56,6 +56,9 @@ fn bad_flags_are_usage_errors() {
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"));
     }
+    let (code, stderr) = run(&["--credentials", "x", "--adoption-window", "1s"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("at least 3s"), "{stderr}");
     let (code, stderr) = run(&["--credentials", "x", "--log-level", "[[["]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("invalid log level"), "{stderr}");

@@ -75,6 +75,10 @@ struct Call<'a> {
     repeat: Repeat,
     /// A value to scrub from any error message (the passcode, for issueCommand).
     secret: Option<&'a str>,
+    /// No attempt starts at or after this instant.
+    start_by: Option<Instant>,
+    /// Per-attempt timeout, when shorter than the client's.
+    timeout: Option<Duration>,
 }
 
 impl AmapiClient {
@@ -150,6 +154,18 @@ impl AmapiClient {
         device: &str,
         command: &Command,
     ) -> Result<Operation, AmapiError> {
+        self.issue_command_within(device, command, None).await
+    }
+
+    /// [`Self::issue_command`], with no attempt started at or after `start_by` and each attempt
+    /// given at most `attempt_timeout`, so a command it creates exists by a known time. Too late to
+    /// start is a transient error: certainly nothing was created by that attempt.
+    pub async fn issue_command_within(
+        &self,
+        device: &str,
+        command: &Command,
+        within: Option<(Instant, Duration)>,
+    ) -> Result<Operation, AmapiError> {
         let body = serde_json::to_vec(command).map_err(|e| AmapiError::Terminal {
             method: "devices.issueCommand",
             status: 0,
@@ -165,6 +181,10 @@ impl AmapiClient {
         call.body = Some(body);
         call.repeat = Repeat::Never;
         call.secret = secret;
+        if let Some((start_by, attempt_timeout)) = within {
+            call.start_by = Some(start_by);
+            call.timeout = Some(attempt_timeout);
+        }
         self.call(call).await
     }
 
@@ -274,6 +294,9 @@ impl AmapiClient {
                 return Err(scrub(error, call.secret));
             }
             let delay = inner.retry.delay(attempt, retry_after, fastrand::f64());
+            if call.start_by.is_some_and(|by| Instant::now() + delay >= by) {
+                return Err(scrub(error, call.secret));
+            }
             tracing::debug!(
                 method = call.method,
                 attempt,
@@ -294,6 +317,15 @@ impl AmapiClient {
             Ok(t) => t,
             Err(e) => return Step::Fail(e),
         };
+        if call.start_by.is_some_and(|by| Instant::now() >= by) {
+            return Step::Fail(AmapiError::Transient {
+                method: call.method,
+                status: None,
+                rpc_status: None,
+                message: "not sent: the time allowed to send it has passed".into(),
+                retry_after: None,
+            });
+        }
         let mut request = inner
             .http
             .request(
@@ -301,7 +333,7 @@ impl AmapiClient {
                 format!("{}v1/{}", inner.base_url, call.path),
             )
             .bearer_auth(token)
-            .timeout(inner.timeout);
+            .timeout(call.timeout.unwrap_or(inner.timeout).min(inner.timeout));
         if !call.query.is_empty() {
             request = request.query(&call.query);
         }
@@ -368,6 +400,13 @@ impl AmapiClient {
                 message,
                 retry_after,
             }),
+            // UNIMPLEMENTED (operations.list may answer it): asking again will not help.
+            StatusCode::NOT_IMPLEMENTED => Step::Fail(AmapiError::Terminal {
+                method: call.method,
+                status: 501,
+                rpc_status,
+                message,
+            }),
             s if s.is_server_error() && unsafe_to_repeat => Step::Fail(AmapiError::Ambiguous {
                 method: call.method,
                 message: format!("HTTP {}: {message}", s.as_u16()),
@@ -405,6 +444,8 @@ impl<'a> Call<'a> {
             body: None,
             repeat: Repeat::Safe,
             secret: None,
+            start_by: None,
+            timeout: None,
         }
     }
 

@@ -170,6 +170,8 @@ impl Env {
             .args(["--listen", &listen.to_string()])
             .args(["--amapi-rate", "100"])
             .args(["--policy-resync", "2s"])
+            // The simulator creates a command at once; 3 s keeps crash tests short.
+            .args(["--adoption-window", "3s"])
             .args(["--log-format", "json"])
             .args([
                 "--log-level",

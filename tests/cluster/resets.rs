@@ -428,10 +428,10 @@ async fn a_spec_edited_after_the_end_is_noted_and_not_acted_on() {
     assert_eq!(env.commands("phone").await.len(), 1, "and not acted on");
 }
 
-#[tokio::test]
-async fn killed_at_the_claim_ends_outcome_unknown_without_any_command() {
+/// Stops the operator right after it claimed `r`, before it sent anything.
+async fn killed_at_the_claim(test: &str) -> Env {
     let mut env = Env::with(
-        "crash-claim",
+        test,
         POLICY,
         PHONE,
         OperatorOptions {
@@ -454,6 +454,59 @@ async fn killed_at_the_claim_ends_outcome_unknown_without_any_command() {
         claimed.claimed_at.is_some() && claimed.operation.is_none(),
         "{claimed:#?}"
     );
+    env
+}
+
+/// Killed between the claim and the command: the restarted operator cannot know whether a command
+/// went out, waits out the adoption window (3 s in these tests) with none listed on the device,
+/// and only then issues it: exactly one command.
+#[tokio::test]
+async fn killed_at_the_claim_waits_out_the_window_then_sends_once() {
+    let mut env = killed_at_the_claim("crash-claim").await;
+    env.start_operator(OperatorOptions::default());
+    let waiting = env
+        .wait("r", "the restarted operator to look for the command", |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.message.as_deref())
+                .is_some_and(|m| m.contains("not known yet"))
+        })
+        .await;
+    assert!(waiting.status.unwrap().claimed_at.is_some());
+    assert!(env.commands("phone").await.is_empty(), "nothing sent yet");
+    env.reason_is("r", Reason::PasscodeReset).await;
+    assert_eq!(env.commands("phone").await.len(), 1, "exactly one command");
+}
+
+/// Killed at the claim while someone else sent two look-alike commands to the device (from the EMM
+/// console, say): which one is this reset's cannot be told, so it ends OutcomeUnknown and sends
+/// nothing.
+#[tokio::test]
+async fn look_alike_commands_end_outcome_unknown_without_another() {
+    let mut env = killed_at_the_claim("crash-claim-twins").await;
+    let auth = passcode_operator::amapi::ServiceAccount::from_file(&env.dir.join("sa.json"), None)
+        .await
+        .unwrap();
+    let console = passcode_operator::amapi::AmapiClient::new(
+        auth,
+        passcode_operator::amapi::ClientOptions {
+            base_url: env.sim.base_url(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let command = passcode_operator::amapi::model::Command {
+        type_: passcode_operator::amapi::model::CommandType::ResetPassword,
+        new_password: Some(zeroize::Zeroizing::new("147258".to_owned())),
+        reset_password_flags: vec![],
+        duration: Some("600s".into()),
+    };
+    for _ in 0..2 {
+        console
+            .issue_command(&env.device("phone"), &command)
+            .await
+            .unwrap();
+    }
     env.start_operator(OperatorOptions::default());
     let r = env.reason_is("r", Reason::OutcomeUnknown).await;
     assert!(
@@ -465,8 +518,8 @@ async fn killed_at_the_claim_ends_outcome_unknown_without_any_command() {
     );
     assert_eq!(
         env.commands("phone").await.len(),
-        0,
-        "never a command after an unclear claim"
+        2,
+        "only the console's two"
     );
 }
 

@@ -6,8 +6,10 @@
 //! The exactly-once rule lives here. A command is issued only right after this process wrote the
 //! claim (`claimedAt`) with optimistic concurrency, in the same reconcile. A claim found without an
 //! operation in any other situation means a command may already exist: the device's operations
-//! are searched and the one match adopted, or the reset ends `OutcomeUnknown`. Never a second
-//! command.
+//! are searched and the one match adopted. With none listed, the claim waits out its adoption
+//! window (every command it could have created is listed by then) and is then released, so a new
+//! claim sends the command. With several look-alikes, or no list, the reset ends `OutcomeUnknown`.
+//! Never a second command.
 
 use std::time::Duration;
 
@@ -40,20 +42,45 @@ pub const MIN_API_LEVEL: i32 = 26;
 /// between the operator and Google.
 pub const EXPIRY_GRACE: Duration = Duration::from_secs(30);
 
-/// A command whose createTime falls this far around the claim may be the one the claim sent.
+/// A command created this long before its claim may still be the claim's (clock skew between the
+/// operator and Google).
 const ADOPTION_WINDOW_BEFORE: Duration = Duration::from_secs(30);
-const ADOPTION_WINDOW_AFTER: Duration = Duration::from_secs(180);
+
+/// The default [`Config::adoption_window`].
+pub const DEFAULT_ADOPTION_WINDOW: Duration = Duration::from_secs(180);
 
 /// What the operator may act on.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Enterprise ids (`LC01abc`) the operator may act on; empty means any.
     pub enterprises: Vec<String>,
+    /// Every command a claim can create exists within this long after the claim: the shell starts
+    /// no issueCommand attempt after a third of it and gives each attempt at most a third (see
+    /// [`Config::send_limits`]), which leaves a third for Google to finish. So a claim whose window
+    /// has passed with no matching command listed on the device sent nothing, and may be made again.
+    pub adoption_window: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            enterprises: Vec::new(),
+            adoption_window: DEFAULT_ADOPTION_WINDOW,
+        }
+    }
 }
 
 impl Config {
     pub fn allows(&self, enterprise: &str) -> bool {
         self.enterprises.is_empty() || self.enterprises.iter().any(|e| e == enterprise)
+    }
+
+    /// For the command of a claim made at `claimed_at`: the latest time an attempt may start, and
+    /// the longest an attempt may take.
+    pub fn send_limits(&self, claimed_at: Timestamp) -> (Timestamp, Duration) {
+        let third = self.adoption_window / 3;
+        let start_by = claimed_at + SignedDuration::try_from(third).unwrap_or_default();
+        (start_by, third)
     }
 }
 
@@ -110,6 +137,8 @@ pub struct Inputs {
     /// A reset of the same device this process claimed and has not finished (fresher than the
     /// cache).
     pub claimed_in_process: Option<String>,
+    /// When the device's operations were asked for (before the request was sent).
+    pub operations_listed_at: Option<Timestamp>,
 }
 
 /// Everything one decision may look at.
@@ -712,12 +741,70 @@ fn issue_or_recover(o: &Observed, status: &PasscodeResetStatus) -> Decision {
     let candidates: Vec<&Operation> = operations
         .iter()
         .filter(|op| !taken.contains(&op.name.as_str()))
-        .filter(|op| matches_claim(op, spec, claimed_at))
+        .filter(|op| matches_claim(op, spec, claimed_at, o.config.adoption_window))
         .collect();
     match candidates.as_slice() {
-        [op] => adopt(o, status, op, "Found the command sent before the operator restarted; following it."),
-        [] => unknown("The operator stopped between claiming this reset and recording its command, and no matching command was found on the device.".into()),
-        _ => unknown(format!("{} commands on the device could be this reset's, so it cannot be told which.", candidates.len())),
+        [op] => adopt(
+            o,
+            status,
+            op,
+            "Found the command sent before the operator restarted; following it.",
+        ),
+        [] => nothing_listed(o, status, claimed_at),
+        _ => unknown(format!(
+            "{} commands on the device could be this reset's, so it cannot be told which.",
+            candidates.len()
+        )),
+    }
+}
+
+/// A claim with no matching command on the device. Until its window has passed a command may still
+/// appear; once the operations were listed after the window, none was created, so the claim is
+/// released and the command issued again by a new claim.
+fn nothing_listed(o: &Observed, status: &PasscodeResetStatus, claimed_at: Timestamp) -> Decision {
+    let window = SignedDuration::try_from(o.config.adoption_window).unwrap_or_default();
+    let closes = claimed_at + window;
+    let listed_at = o.inputs.operations_listed_at.unwrap_or(o.now);
+    if listed_at >= closes {
+        let mut d = transition(
+            o,
+            status,
+            Reason::Retrying,
+            format!(
+                "No command from the claim at {} is listed on the device {} later, so none was created; issuing it again.",
+                claimed_at.round(jiff::Unit::Second).unwrap_or(claimed_at),
+                humanize(o.config.adoption_window)
+            ),
+            None,
+        );
+        if let Some(s) = d.status.as_mut() {
+            s.claimed_at = None;
+        }
+        d.effect = Some(Effect::WriteStatus);
+        d.requeue = Some(Duration::from_secs(1));
+        return d;
+    }
+    let mut d = transition(
+        o,
+        status,
+        Reason::Issuing,
+        format!(
+            "It is not known yet whether AMAPI created the command: none is listed on the device so far. Looking again at {}; if none is listed by then, nothing was sent and the command is issued again.",
+            closes.round(jiff::Unit::Second).unwrap_or(closes)
+        ),
+        None,
+    );
+    let wait = closes.duration_since(o.now).unsigned_abs() + Duration::from_millis(500);
+    d.requeue = Some(wait.max(Duration::from_millis(500)));
+    d
+}
+
+fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 
@@ -725,6 +812,7 @@ fn matches_claim(
     op: &Operation,
     spec: &crate::api::PasscodeResetSpec,
     claimed_at: Timestamp,
+    window: Duration,
 ) -> bool {
     let Some(meta) = &op.metadata else {
         return false;
@@ -740,7 +828,7 @@ fn matches_claim(
         return false;
     };
     let from = claimed_at - SignedDuration::try_from(ADOPTION_WINDOW_BEFORE).unwrap_or_default();
-    let to = claimed_at + SignedDuration::try_from(ADOPTION_WINDOW_AFTER).unwrap_or_default();
+    let to = claimed_at + SignedDuration::try_from(window).unwrap_or_default();
     let flags_match = meta
         .reset_password_flags
         .contains(&ResetPasswordFlag::LockNow)
@@ -793,7 +881,15 @@ fn on_delete(o: &Observed, status: &PasscodeResetStatus, has_finalizer: bool) ->
                 let claimed_at = status.claimed_at.as_ref().map(|t| t.0).unwrap_or(o.now);
                 let found: Vec<&Operation> = ops
                     .iter()
-                    .filter(|op| !op.done && matches_claim(op, &o.reset.spec, claimed_at))
+                    .filter(|op| {
+                        !op.done
+                            && matches_claim(
+                                op,
+                                &o.reset.spec,
+                                claimed_at,
+                                o.config.adoption_window,
+                            )
+                    })
                     .collect();
                 if let [op] = found.as_slice() {
                     return Decision::effect(Effect::CancelOperation(op.name.clone()));

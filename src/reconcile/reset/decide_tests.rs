@@ -703,6 +703,81 @@ fn an_ambiguous_issue_adopts_the_one_matching_command() {
 }
 
 #[test]
+fn with_no_command_listed_the_claim_waits_for_its_window_then_goes_again() {
+    // claimed() claims one second before now(); the default window is 180 s.
+    let claimed_at = now() - SignedDuration::from_secs(1);
+    let late = reset_op(
+        "enterprises/LC01/devices/d1/operations/late",
+        "2026-11-23T10:02:58Z",
+        &["LOCK_NOW"],
+    );
+    // Inside the window: keep the claim, send nothing, look again when it closes.
+    let mut case = Case::new(claimed(with_passcode()));
+    case.inputs.operations = Some(Read::Found(vec![]));
+    case.inputs.operations_listed_at = Some(now());
+    let d = case.decide();
+    assert_eq!(d.effect, None);
+    assert_eq!(reason(&d), Some(Reason::Issuing));
+    let s = d.status.as_ref().unwrap();
+    assert!(s.claimed_at.is_some(), "the claim is kept");
+    assert!(message(&d).contains("10:02:59"), "{}", message(&d));
+    let wait = d.requeue.unwrap();
+    assert!(
+        wait >= Duration::from_secs(179) && wait <= Duration::from_secs(181),
+        "{wait:?}"
+    );
+    // A command created late in the window is still adopted.
+    let mut case = Case::new(claimed(with_passcode()));
+    case.now = claimed_at + SignedDuration::from_secs(185);
+    case.inputs.operations = Some(Read::Found(vec![late]));
+    case.inputs.operations_listed_at = Some(case.now);
+    let d = case.decide();
+    assert_eq!(
+        d.status.unwrap().operation.as_deref(),
+        Some("enterprises/LC01/devices/d1/operations/late")
+    );
+    // Listed after the window with nothing there: nothing was created. Release the claim (a
+    // status write with the resourceVersion), so a new claim issues again; never issue directly.
+    let mut case = Case::new(claimed(with_passcode()));
+    case.now = claimed_at + SignedDuration::from_secs(181);
+    case.inputs.operations = Some(Read::Found(vec![]));
+    case.inputs.operations_listed_at = Some(case.now);
+    let d = case.decide();
+    assert_eq!(d.effect, Some(Effect::WriteStatus));
+    assert_eq!(reason(&d), Some(Reason::Retrying));
+    assert!(d.status.as_ref().unwrap().claimed_at.is_none());
+    assert!(message(&d).contains("3 min later"), "{}", message(&d));
+    // The list must have been asked for after the window closed, not merely decided on after it.
+    let mut case = Case::new(claimed(with_passcode()));
+    case.now = claimed_at + SignedDuration::from_secs(181);
+    case.inputs.operations = Some(Read::Found(vec![]));
+    case.inputs.operations_listed_at = Some(claimed_at + SignedDuration::from_secs(179));
+    let d = case.decide();
+    assert_eq!(d.effect, None);
+    assert_eq!(reason(&d), Some(Reason::Issuing));
+    // The window is the operator's setting.
+    let mut case = Case::new(claimed(with_passcode()));
+    case.config.adoption_window = Duration::from_secs(3);
+    case.now = claimed_at + SignedDuration::from_secs(4);
+    case.inputs.operations = Some(Read::Found(vec![]));
+    case.inputs.operations_listed_at = Some(case.now);
+    assert_eq!(case.decide().effect, Some(Effect::WriteStatus));
+}
+
+#[test]
+fn sending_is_limited_to_the_first_third_of_the_window() {
+    let config = Config::default();
+    let (start_by, attempt) = config.send_limits(now());
+    assert_eq!(start_by, now() + SignedDuration::from_secs(60));
+    assert_eq!(attempt, Duration::from_secs(60));
+    // Last start + longest attempt leaves a third of the window for Google to finish.
+    assert!(
+        start_by.duration_since(now()).unsigned_abs() + attempt + config.adoption_window / 3
+            <= config.adoption_window
+    );
+}
+
+#[test]
 fn when_the_command_cannot_be_told_the_outcome_is_unknown() {
     let mine = reset_op(
         "enterprises/LC01/devices/d1/operations/mine",
@@ -715,9 +790,9 @@ fn when_the_command_cannot_be_told_the_outcome_is_unknown() {
         &["LOCK_NOW"],
     );
     for ops in [
-        Read::Found(vec![]),
         Read::Found(vec![mine.clone(), twin]),
         Read::Denied("UNIMPLEMENTED".into()),
+        Read::NotFound,
     ] {
         let mut case = Case::new(claimed(with_passcode()));
         case.inputs.operations = Some(ops);
@@ -725,13 +800,15 @@ fn when_the_command_cannot_be_told_the_outcome_is_unknown() {
         assert_eq!(reason(&d), Some(Reason::OutcomeUnknown));
         assert!(message(&d).contains("will not send a second command"));
     }
-    // A command recorded by another reset is not ours.
+    // A command recorded by another reset is not ours: as if none were listed.
     let mut case = Case::new(claimed(with_passcode()));
     case.others = vec![other("taken", "2026-11-23T09:00:00Z", |s| {
         s.operation = Some(mine.name.clone())
     })];
     case.inputs.operations = Some(Read::Found(vec![mine]));
-    assert_eq!(reason(&case.decide()), Some(Reason::OutcomeUnknown));
+    case.inputs.operations_listed_at = Some(now());
+    let d = case.decide();
+    assert_eq!((reason(&d), d.effect), (Some(Reason::Issuing), None));
     // Listing failed for now: keep the claim and look again.
     let mut case = Case::new(claimed(with_passcode()));
     case.inputs.operations = Some(Read::Unavailable("503".into()));

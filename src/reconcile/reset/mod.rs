@@ -180,10 +180,24 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                     reset_password_flags: params.flags,
                     duration: Some(google_duration(params.duration_secs)),
                 };
+                // Sent within the claim's limits, so any command it creates is listed on the
+                // device before the adoption window closes.
+                let claimed_at = current
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.claimed_at.as_ref())
+                    .map_or_else(Timestamp::now, |t| t.0);
+                let (start_by, attempt_timeout) = ctx.config.send_limits(claimed_at);
+                let left = start_by.duration_since(Timestamp::now());
+                let start_by = Instant::now() + left.try_into().unwrap_or(Duration::ZERO);
                 crate::failpoint::hit("before-issue");
                 let result = ctx
                     .amapi
-                    .issue_command(&current.spec.device, &command)
+                    .issue_command_within(
+                        &current.spec.device,
+                        &command,
+                        Some((start_by, attempt_timeout)),
+                    )
                     .await;
                 drop(command);
                 crate::failpoint::hit("after-issue");
@@ -202,6 +216,7 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                 inputs.operation = Some(read(ctx.amapi.get_operation(&name).await));
             }
             Effect::ListOperations => {
+                inputs.operations_listed_at = Some(Timestamp::now());
                 inputs.operations =
                     Some(read(ctx.amapi.list_operations(&current.spec.device).await));
             }
@@ -224,6 +239,10 @@ fn read<T>(result: Result<T, AmapiError>) -> Read<T> {
         // A 400 on a read means AMAPI takes the name for no resource of its own.
         Err(e) if e.is_not_found() || e.http_status() == Some(400) => Read::NotFound,
         Err(e) if e.is_permission_denied() => Read::Denied(e.message().to_owned()),
+        Err(e) if e.http_status() == Some(501) => Read::Denied(format!(
+            "AMAPI does not offer this call here (UNIMPLEMENTED): {}",
+            e.message()
+        )),
         Err(e) => Read::Unavailable(e.to_string()),
     }
 }
