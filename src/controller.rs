@@ -207,11 +207,16 @@ async fn controllers(
     // Only new objects and spec (generation) changes trigger a reconcile: the operator's own
     // status and finalizer writes do not, so a poll is never doubled.
     let (reset_store, reset_writer) = reflector::store();
+    let settled_operations = Arc::new(reconcile::reset::cached::SettledOperations::default());
     // Settled resets leave the cache; the rest is kept without what is never read (see `cached`).
     let reset_events = watcher(resets, watcher::Config::default().any_semantic())
         .default_backoff()
-        .filter_map(|event| {
-            futures::future::ready(event.map(reconcile::reset::cached::for_cache).transpose())
+        .filter_map({
+            let settled = settled_operations.clone();
+            move |event| {
+                let event = event.map(|e| reconcile::reset::cached::for_cache(e, &settled));
+                futures::future::ready(event.transpose())
+            }
         })
         .reflect(reset_writer)
         .applied_objects()
@@ -242,6 +247,8 @@ async fn controllers(
         in_flight: Mutex::new(HashMap::new()),
         policy_resync: cfg.policy_resync,
         operator_namespace: cfg.operator_namespace.clone(),
+        settled_operations,
+        claims_seen: Mutex::new(HashMap::new()),
     });
     let controller_config = ControllerConfig::default().concurrency(cfg.concurrency);
     let reset_controller = Controller::for_stream(reset_events, reset_store.clone())

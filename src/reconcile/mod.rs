@@ -32,6 +32,11 @@ pub struct Context {
     pub policy_resync: std::time::Duration,
     /// Where the records of resets acted on are kept (see `reset::record`).
     pub operator_namespace: String,
+    /// Operations of finished resets that left the cache (see `reset::cached`).
+    pub settled_operations: Arc<reset::cached::SettledOperations>,
+    /// Claims without a recorded operation, by reset (`namespace/name`): the claim's `claimedAt`
+    /// and when this process wrote or first saw it, on its monotonic clock.
+    pub claims_seen: Mutex<HashMap<String, (String, std::time::Instant)>>,
 }
 
 /// A reconcile that could not finish; the controller retries it with backoff.

@@ -78,6 +78,7 @@ async fn operator_can_do_what_it_needs_and_nothing_more() {
         ("get", "", "configmaps", Some(OPERATOR_NAMESPACE)),
         ("create", "", "configmaps", Some(OPERATOR_NAMESPACE)),
         ("update", "", "configmaps", Some(OPERATOR_NAMESPACE)),
+        ("delete", "", "configmaps", Some(OPERATOR_NAMESPACE)),
     ];
     for (verb, group, resource, ns) in needed {
         assert!(
@@ -95,7 +96,7 @@ async fn operator_can_do_what_it_needs_and_nothing_more() {
         ("get", "", "configmaps", Some("any")),
         ("create", "", "configmaps", Some("any")),
         ("list", "", "configmaps", Some(OPERATOR_NAMESPACE)),
-        ("delete", "", "configmaps", Some(OPERATOR_NAMESPACE)),
+        ("delete", "", "configmaps", Some("any")),
         ("patch", "", "configmaps", Some(OPERATOR_NAMESPACE)),
         ("list", "", "pods", None),
         ("create", G, "passcoderesets", Some("any")),

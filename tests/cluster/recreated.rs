@@ -119,3 +119,40 @@ async fn a_reset_deleted_before_its_claim_runs_when_recreated() {
     assert_eq!(env.commands("phone").await.len(), 1);
     assert_eq!(records_of_namespace(&env).await.len(), 1);
 }
+
+/// A claim released because AMAPI certainly took no command (429 on every attempt) removes its
+/// record, so the reset deleted then and created again would not be refused as a twin: nothing ran.
+/// (That a reset without a record runs when re-created is shown above.)
+#[tokio::test]
+async fn a_released_claim_leaves_no_record() {
+    let env = Env::new("recreated-released", POLICY, PHONE).await;
+    env.secret("pc", "passcode", b"830417").await;
+    env.sim_send(
+        reqwest::Method::PUT,
+        "faults",
+        json!({"throttleRate": 1.0, "methods": ["devices.issueCommand"]}),
+    )
+    .await;
+    env.reset("r", "phone", spec()).await;
+    env.wait("r", "the claim released after 429s", |r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.reason == Some(Reason::Retrying) && s.claimed_at.is_none())
+    })
+    .await;
+    // Each attempt records, claims, is refused and releases; between attempts there is no record.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !records_of_namespace(&env).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record of a released claim was kept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(env.commands("phone").await.is_empty());
+    env.sim_send(reqwest::Method::PUT, "faults", json!({}))
+        .await;
+    env.reason_is("r", Reason::PasscodeReset).await;
+    assert_eq!(env.commands("phone").await.len(), 1);
+    assert_eq!(records_of_namespace(&env).await.len(), 1, "kept once sent");
+}

@@ -3,7 +3,11 @@
 //! cache (a restart with many stored resets neither holds nor reconciles them), and the rest is
 //! cached without the parts the operator never reads. Each watch event brings the whole object,
 //! so a reset that stops being settled (its spec edited, being deleted) comes back into the cache
-//! and is reconciled.
+//! and is reconciled. The one thing other resets need from a settled one, the operation it
+//! recorded (so recovery never takes that command for its own), is kept in [`SettledOperations`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
@@ -23,9 +27,50 @@ pub fn settled(r: &PasscodeReset) -> bool {
         && !r.finalizers().iter().any(|f| f == FINALIZER)
 }
 
+/// Per device, the operations recorded by its most recent settled resets. Recovery only has to
+/// tell apart commands sent around one claim, and resets of a device run one after the other, so
+/// the last few are enough.
+#[derive(Default)]
+pub struct SettledOperations(Mutex<HashMap<String, VecDeque<String>>>);
+
+/// Operations kept per device.
+const KEPT_PER_DEVICE: usize = 8;
+
+impl SettledOperations {
+    fn note(&self, r: &PasscodeReset) {
+        let Some(operation) = r.status.as_ref().and_then(|s| s.operation.clone()) else {
+            return;
+        };
+        let mut map = self.0.lock().expect("settled operations");
+        let kept = map.entry(r.spec.device.clone()).or_default();
+        if !kept.contains(&operation) {
+            if kept.len() == KEPT_PER_DEVICE {
+                kept.pop_front();
+            }
+            kept.push_back(operation);
+        }
+    }
+
+    /// The operations of settled resets of `device`.
+    pub fn of(&self, device: &str) -> Vec<String> {
+        let map = self.0.lock().expect("settled operations");
+        map.get(device)
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// A watch event as the cache should see it: a settled reset is removed from the cache (or, while
-/// listing, never added); other objects lose the fields never read here.
-pub fn for_cache(event: Event<PasscodeReset>) -> Option<Event<PasscodeReset>> {
+/// listing, never added) and its operation noted; other objects lose the fields never read here.
+pub fn for_cache(
+    event: Event<PasscodeReset>,
+    operations: &SettledOperations,
+) -> Option<Event<PasscodeReset>> {
+    if let Event::Apply(r) | Event::InitApply(r) = &event
+        && settled(r)
+    {
+        operations.note(r);
+    }
     match event {
         Event::Apply(r) if settled(&r) => Some(Event::Delete(r)),
         Event::InitApply(r) if settled(&r) => None,
@@ -76,13 +121,33 @@ mod tests {
 
     #[test]
     fn settled_resets_leave_the_cache() {
-        let r = reset(finished(1), &[], false);
+        let ops = SettledOperations::default();
+        let mut r = reset(finished(1), &[], false);
+        r.status.as_mut().unwrap().operation =
+            Some("enterprises/LC01/devices/d1/operations/1".into());
         assert!(settled(&r));
         assert!(matches!(
-            for_cache(Event::Apply(r.clone())),
+            for_cache(Event::Apply(r.clone()), &ops),
             Some(Event::Delete(_))
         ));
-        assert!(for_cache(Event::InitApply(r)).is_none());
+        assert!(for_cache(Event::InitApply(r.clone()), &ops).is_none());
+        // Its operation is remembered once, for recovery of the device's other resets.
+        assert_eq!(
+            ops.of("enterprises/LC01/devices/d1"),
+            ["enterprises/LC01/devices/d1/operations/1"]
+        );
+        for i in 2..20 {
+            r.status.as_mut().unwrap().operation =
+                Some(format!("enterprises/LC01/devices/d1/operations/{i}"));
+            for_cache(Event::Apply(r.clone()), &ops);
+        }
+        let kept = ops.of("enterprises/LC01/devices/d1");
+        assert_eq!(kept.len(), KEPT_PER_DEVICE);
+        assert_eq!(
+            kept.last().unwrap(),
+            "enterprises/LC01/devices/d1/operations/19"
+        );
+        assert!(ops.of("enterprises/LC01/devices/other").is_empty());
     }
 
     #[test]
@@ -102,7 +167,8 @@ mod tests {
         ];
         for r in cases {
             assert!(!settled(&r), "{:?}", r.status);
-            let Some(Event::Apply(cached)) = for_cache(Event::Apply(r.clone())) else {
+            let ops = SettledOperations::default();
+            let Some(Event::Apply(cached)) = for_cache(Event::Apply(r.clone()), &ops) else {
                 panic!("{:?} left the cache", r.status)
             };
             assert_eq!(cached.status, r.status);
@@ -110,9 +176,10 @@ mod tests {
             assert!(cached.metadata.managed_fields.is_none());
             assert!(cached.metadata.annotations.is_none());
             assert!(matches!(
-                for_cache(Event::InitApply(r)),
+                for_cache(Event::InitApply(r), &ops),
                 Some(Event::InitApply(_))
             ));
+            assert!(ops.of("enterprises/LC01/devices/d1").is_empty());
         }
         // Another finalizer (someone else's) does not keep a finished reset in the cache.
         assert!(settled(&reset(finished(1), &["example.com/keep"], false)));

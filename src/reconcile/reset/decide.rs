@@ -56,8 +56,9 @@ pub struct Config {
     pub enterprises: Vec<String>,
     /// Every command a claim can create exists within this long after the claim: the shell starts
     /// no issueCommand attempt after a third of it and gives each attempt at most a third (see
-    /// [`Config::send_limits`]), which leaves a third for Google to finish. So a claim whose window
-    /// has passed with no matching command listed on the device sent nothing, and may be made again.
+    /// [`Config::send_limits`]), which leaves a third for Google to finish. So once this process
+    /// has known a claim for a whole window (by its own monotonic clock, which never runs ahead of
+    /// real time since the claim), a claim with no command on the device sent nothing.
     pub adoption_window: Duration,
 }
 
@@ -75,12 +76,11 @@ impl Config {
         self.enterprises.is_empty() || self.enterprises.iter().any(|e| e == enterprise)
     }
 
-    /// For the command of a claim made at `claimed_at`: the latest time an attempt may start, and
-    /// the longest an attempt may take.
-    pub fn send_limits(&self, claimed_at: Timestamp) -> (Timestamp, Duration) {
+    /// For the command of a claim: how long after the claim an attempt may still start, and the
+    /// longest an attempt may take.
+    pub fn send_limits(&self) -> (Duration, Duration) {
         let third = self.adoption_window / 3;
-        let start_by = claimed_at + SignedDuration::try_from(third).unwrap_or_default();
-        (start_by, third)
+        (third, third)
     }
 }
 
@@ -137,8 +137,11 @@ pub struct Inputs {
     /// A reset of the same device this process claimed and has not finished (fresher than the
     /// cache).
     pub claimed_in_process: Option<String>,
-    /// When the device's operations were asked for (before the request was sent).
-    pub operations_listed_at: Option<Timestamp>,
+    /// How long this process had known the claim (its own monotonic clock, from when it wrote or
+    /// first saw it) when it asked for the device's operations.
+    pub claim_age_at_listing: Option<Duration>,
+    /// Operations recorded by finished resets of the same device, which are no longer cached.
+    pub settled_operations: Vec<String>,
 }
 
 /// Everything one decision may look at.
@@ -484,7 +487,7 @@ fn prepare(o: &Observed, status: &PasscodeResetStatus, has_finalizer: bool) -> D
             return with_device(
                 Reason::Recreated,
                 format!(
-                    "PasscodeReset {reset} was already acted on: an earlier object with this name and spec (uid {uid}) claimed the device at {claimed_at} and was then deleted. This one re-creates it (as GitOps self-heal does), so it does not run again. To reset the {what} again, create a PasscodeReset with a new name; to let this name run once more, delete ConfigMap {record_name} in namespace {record_namespace}."
+                    "PasscodeReset {reset} was already acted on: an earlier object with this name and spec (uid {uid}) set out to send its command to the device at {claimed_at} and was then deleted. This one re-creates it (as GitOps self-heal does), so it does not run again. To reset the {what} again, create a PasscodeReset with a new name; to let this name run once more, delete ConfigMap {record_name} in namespace {record_namespace}."
                 ),
                 Some(checklist),
             );
@@ -737,6 +740,7 @@ fn issue_or_recover(o: &Observed, status: &PasscodeResetStatus) -> Decision {
         .others
         .iter()
         .filter_map(|r| r.status.as_ref()?.operation.as_deref())
+        .chain(o.inputs.settled_operations.iter().map(String::as_str))
         .collect();
     let candidates: Vec<&Operation> = operations
         .iter()
@@ -750,7 +754,7 @@ fn issue_or_recover(o: &Observed, status: &PasscodeResetStatus) -> Decision {
             op,
             "Found the command sent before the operator restarted; following it.",
         ),
-        [] => nothing_listed(o, status, claimed_at),
+        [] => nothing_listed(o, status, operations, claimed_at),
         _ => unknown(format!(
             "{} commands on the device could be this reset's, so it cannot be told which.",
             candidates.len()
@@ -758,44 +762,81 @@ fn issue_or_recover(o: &Observed, status: &PasscodeResetStatus) -> Decision {
     }
 }
 
-/// A claim with no matching command on the device. Until its window has passed a command may still
-/// appear; once the operations were listed after the window, none was created, so the claim is
-/// released and the command issued again by a new claim.
-fn nothing_listed(o: &Observed, status: &PasscodeResetStatus, claimed_at: Timestamp) -> Decision {
-    let window = SignedDuration::try_from(o.config.adoption_window).unwrap_or_default();
-    let closes = claimed_at + window;
-    let listed_at = o.inputs.operations_listed_at.unwrap_or(o.now);
-    if listed_at >= closes {
+/// How far Google's clock may be from the operator's, for deciding that no command on the device
+/// could be this reset's.
+const CLOCK_SKEW: Duration = Duration::from_secs(600);
+
+/// A claim with no matching command on the device. Until this process has known the claim for a
+/// whole adoption window a command may still appear. After it, with no passcode reset command at
+/// all on the device since shortly before the reset was created (whoever's, whatever its flags),
+/// none was created: the claim is released and a new claim sends the command. Any such command
+/// leaves it open, so the reset ends OutcomeUnknown.
+fn nothing_listed(
+    o: &Observed,
+    status: &PasscodeResetStatus,
+    operations: &[Operation],
+    claimed_at: Timestamp,
+) -> Decision {
+    let window = o.config.adoption_window;
+    let age = o.inputs.claim_age_at_listing.unwrap_or_default();
+    if age < window {
+        let left = window - age;
         let mut d = transition(
             o,
             status,
-            Reason::Retrying,
+            Reason::Issuing,
             format!(
-                "No command from the claim at {} is listed on the device {} later, so none was created; issuing it again.",
-                claimed_at.round(jiff::Unit::Second).unwrap_or(claimed_at),
-                humanize(o.config.adoption_window)
+                "It is not known yet whether AMAPI created the command: none is listed on the device so far. Looking again in {}; if none is listed by then, nothing was sent and the command is issued again.",
+                humanize(left)
             ),
             None,
         );
-        if let Some(s) = d.status.as_mut() {
-            s.claimed_at = None;
-        }
-        d.effect = Some(Effect::WriteStatus);
-        d.requeue = Some(Duration::from_secs(1));
+        d.requeue = Some(left + Duration::from_millis(500));
         return d;
+    }
+    let created = o.reset.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let floor = created.map_or(claimed_at, |c| c.min(claimed_at))
+        - SignedDuration::try_from(CLOCK_SKEW).unwrap_or_default();
+    let nearby = operations
+        .iter()
+        .filter(|op| {
+            let Some(meta) = &op.metadata else {
+                return false;
+            };
+            let created = meta
+                .create_time
+                .as_deref()
+                .and_then(|t| t.parse::<Timestamp>().ok());
+            meta.type_ == Some(CommandType::ResetPassword) && created.is_none_or(|c| c >= floor)
+        })
+        .count();
+    if nearby > 0 {
+        return finish(
+            o,
+            status,
+            Reason::OutcomeUnknown,
+            format!(
+                "No command on the device matches this reset, but {nearby} other passcode reset command(s) reached it around the time of the claim, so it cannot be told that none was sent. The operator will not send a second command. Check the device; if its passcode was not changed, create a new PasscodeReset."
+            ),
+            false,
+        );
     }
     let mut d = transition(
         o,
         status,
-        Reason::Issuing,
+        Reason::Retrying,
         format!(
-            "It is not known yet whether AMAPI created the command: none is listed on the device so far. Looking again at {}; if none is listed by then, nothing was sent and the command is issued again.",
-            closes.round(jiff::Unit::Second).unwrap_or(closes)
+            "No command from the claim at {} reached the device in the {} since, so none was created; issuing it again.",
+            claimed_at,
+            humanize(window)
         ),
         None,
     );
-    let wait = closes.duration_since(o.now).unsigned_abs() + Duration::from_millis(500);
-    d.requeue = Some(wait.max(Duration::from_millis(500)));
+    if let Some(s) = d.status.as_mut() {
+        s.claimed_at = None;
+    }
+    d.effect = Some(Effect::WriteStatus);
+    d.requeue = Some(Duration::from_secs(1));
     d
 }
 
@@ -804,7 +845,7 @@ fn humanize(d: Duration) -> String {
     if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
-        format!("{:.1} s", d.as_secs_f64())
+        format!("{} s", d.as_secs_f64().ceil())
     }
 }
 

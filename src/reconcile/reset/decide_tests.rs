@@ -706,75 +706,131 @@ fn an_ambiguous_issue_adopts_the_one_matching_command() {
 fn with_no_command_listed_the_claim_waits_for_its_window_then_goes_again() {
     // claimed() claims one second before now(); the default window is 180 s.
     let claimed_at = now() - SignedDuration::from_secs(1);
+    let listed = |age: u64, ops: Vec<Operation>| {
+        let mut case = Case::new(claimed(with_passcode()));
+        case.inputs.operations = Some(Read::Found(ops));
+        case.inputs.claim_age_at_listing = Some(Duration::from_secs(age));
+        case
+    };
+    // Known for 1 s: keep the claim, send nothing, look again when the window closes.
+    let d = listed(1, vec![]).decide();
+    assert_eq!(d.effect, None);
+    assert_eq!(reason(&d), Some(Reason::Issuing));
+    assert!(
+        d.status.as_ref().unwrap().claimed_at.is_some(),
+        "the claim is kept"
+    );
+    assert!(message(&d).contains("in 179 s"), "{}", message(&d));
+    let wait = d.requeue.unwrap();
+    assert!(
+        wait >= Duration::from_secs(179) && wait <= Duration::from_secs(180),
+        "{wait:?}"
+    );
+    // A command created late in the window is still adopted.
     let late = reset_op(
         "enterprises/LC01/devices/d1/operations/late",
         "2026-11-23T10:02:58Z",
         &["LOCK_NOW"],
     );
-    // Inside the window: keep the claim, send nothing, look again when it closes.
-    let mut case = Case::new(claimed(with_passcode()));
-    case.inputs.operations = Some(Read::Found(vec![]));
-    case.inputs.operations_listed_at = Some(now());
-    let d = case.decide();
-    assert_eq!(d.effect, None);
-    assert_eq!(reason(&d), Some(Reason::Issuing));
-    let s = d.status.as_ref().unwrap();
-    assert!(s.claimed_at.is_some(), "the claim is kept");
-    assert!(message(&d).contains("10:02:59"), "{}", message(&d));
-    let wait = d.requeue.unwrap();
-    assert!(
-        wait >= Duration::from_secs(179) && wait <= Duration::from_secs(181),
-        "{wait:?}"
-    );
-    // A command created late in the window is still adopted.
-    let mut case = Case::new(claimed(with_passcode()));
+    let mut case = listed(185, vec![late]);
     case.now = claimed_at + SignedDuration::from_secs(185);
-    case.inputs.operations = Some(Read::Found(vec![late]));
-    case.inputs.operations_listed_at = Some(case.now);
-    let d = case.decide();
     assert_eq!(
-        d.status.unwrap().operation.as_deref(),
+        case.decide().status.unwrap().operation.as_deref(),
         Some("enterprises/LC01/devices/d1/operations/late")
     );
-    // Listed after the window with nothing there: nothing was created. Release the claim (a
-    // status write with the resourceVersion), so a new claim issues again; never issue directly.
-    let mut case = Case::new(claimed(with_passcode()));
-    case.now = claimed_at + SignedDuration::from_secs(181);
-    case.inputs.operations = Some(Read::Found(vec![]));
-    case.inputs.operations_listed_at = Some(case.now);
-    let d = case.decide();
+    // Known for the whole window with nothing on the device: nothing was created. Release the
+    // claim (a status write with the resourceVersion), so a new claim issues again.
+    let d = listed(180, vec![]).decide();
     assert_eq!(d.effect, Some(Effect::WriteStatus));
     assert_eq!(reason(&d), Some(Reason::Retrying));
     assert!(d.status.as_ref().unwrap().claimed_at.is_none());
-    assert!(message(&d).contains("3 min later"), "{}", message(&d));
-    // The list must have been asked for after the window closed, not merely decided on after it.
-    let mut case = Case::new(claimed(with_passcode()));
-    case.now = claimed_at + SignedDuration::from_secs(181);
-    case.inputs.operations = Some(Read::Found(vec![]));
-    case.inputs.operations_listed_at = Some(claimed_at + SignedDuration::from_secs(179));
-    let d = case.decide();
-    assert_eq!(d.effect, None);
-    assert_eq!(reason(&d), Some(Reason::Issuing));
+    assert!(
+        message(&d).contains("in the 3 min since"),
+        "{}",
+        message(&d)
+    );
+    // The wall clock does not count: only how long this process has known the claim (a
+    // restarted or second process, or a clock stepped forward, starts its own window).
+    let mut case = listed(10, vec![]);
+    case.now = claimed_at + SignedDuration::from_secs(3600);
+    assert_eq!(reason(&case.decide()), Some(Reason::Issuing));
     // The window is the operator's setting.
-    let mut case = Case::new(claimed(with_passcode()));
+    let mut case = listed(3, vec![]);
     case.config.adoption_window = Duration::from_secs(3);
-    case.now = claimed_at + SignedDuration::from_secs(4);
-    case.inputs.operations = Some(Read::Found(vec![]));
-    case.inputs.operations_listed_at = Some(case.now);
     assert_eq!(case.decide().effect, Some(Effect::WriteStatus));
+}
+
+#[test]
+fn any_other_reset_command_near_the_claim_forbids_sending_again() {
+    let claimed_at = now() - SignedDuration::from_secs(1);
+    let listed = |ops: Vec<Operation>| {
+        let mut case = Case::new(claimed(with_passcode()));
+        case.inputs.operations = Some(Read::Found(ops));
+        case.inputs.claim_age_at_listing = Some(Duration::from_secs(180));
+        case
+    };
+    // Without LOCK_NOW it does not match this reset, yet it could be this reset's command seen
+    // through a skewed clock, or another's: it cannot be told that nothing was sent.
+    let unlike = reset_op(
+        "enterprises/LC01/devices/d1/operations/unlike",
+        "2026-11-23T09:58:00Z",
+        &[],
+    );
+    let d = listed(vec![unlike]).decide();
+    assert_eq!(reason(&d), Some(Reason::OutcomeUnknown));
+    assert!(message(&d).contains("will not send a second command"));
+    // Recorded by a finished reset of the device (no longer cached): not adopted, and not taken
+    // for proof that nothing was sent either.
+    let finished = reset_op(
+        "enterprises/LC01/devices/d1/operations/finished",
+        "2026-11-23T09:59:50Z",
+        &["LOCK_NOW"],
+    );
+    let mut case = listed(vec![finished.clone()]);
+    case.inputs.settled_operations = vec![finished.name.clone()];
+    assert_eq!(reason(&case.decide()), Some(Reason::OutcomeUnknown));
+    // Commands from long before the reset was created do not count.
+    let old = reset_op(
+        "enterprises/LC01/devices/d1/operations/old",
+        "2026-11-23T08:00:00Z",
+        &["LOCK_NOW"],
+    );
+    assert_eq!(listed(vec![old]).decide().effect, Some(Effect::WriteStatus));
+    let _ = claimed_at;
+}
+
+#[test]
+fn a_finished_resets_command_is_never_adopted() {
+    // Resets of a device run one after the other: the previous one's command may sit just before
+    // this claim. It left the cache when it finished; its operation is still known.
+    let previous = reset_op(
+        "enterprises/LC01/devices/d1/operations/previous",
+        "2026-11-23T09:59:45Z",
+        &["LOCK_NOW"],
+    );
+    let mut case = Case::new(claimed(with_passcode()));
+    case.inputs.operations = Some(Read::Found(vec![previous.clone()]));
+    case.inputs.claim_age_at_listing = Some(Duration::from_secs(1));
+    case.inputs.settled_operations = vec![previous.name.clone()];
+    let d = case.decide();
+    assert_eq!(reason(&d), Some(Reason::Issuing), "{}", message(&d));
+    assert!(d.status.unwrap().operation.is_none());
+    // Without that knowledge it would have been adopted: the guard is what matters.
+    case.inputs.settled_operations.clear();
+    assert_eq!(
+        case.decide().status.unwrap().operation.as_deref(),
+        Some(previous.name.as_str())
+    );
 }
 
 #[test]
 fn sending_is_limited_to_the_first_third_of_the_window() {
     let config = Config::default();
-    let (start_by, attempt) = config.send_limits(now());
-    assert_eq!(start_by, now() + SignedDuration::from_secs(60));
+    let (start_within, attempt) = config.send_limits();
+    assert_eq!(start_within, Duration::from_secs(60));
     assert_eq!(attempt, Duration::from_secs(60));
     // Last start + longest attempt leaves a third of the window for Google to finish.
-    assert!(
-        start_by.duration_since(now()).unsigned_abs() + attempt + config.adoption_window / 3
-            <= config.adoption_window
-    );
+    assert!(start_within + attempt + config.adoption_window / 3 <= config.adoption_window);
 }
 
 #[test]
@@ -806,7 +862,7 @@ fn when_the_command_cannot_be_told_the_outcome_is_unknown() {
         s.operation = Some(mine.name.clone())
     })];
     case.inputs.operations = Some(Read::Found(vec![mine]));
-    case.inputs.operations_listed_at = Some(now());
+    case.inputs.claim_age_at_listing = Some(Duration::from_secs(1));
     let d = case.decide();
     assert_eq!((reason(&d), d.effect), (Some(Reason::Issuing), None));
     // Listing failed for now: keep the claim and look again.

@@ -66,6 +66,11 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
     };
     let mut inputs = Inputs {
         claimed_in_process: in_flight_other(ctx, &current),
+        settled_operations: if current.phase().is_terminal() {
+            Vec::new()
+        } else {
+            ctx.settled_operations.of(&current.spec.device)
+        },
         ..Default::default()
     };
     for _ in 0..MAX_STEPS {
@@ -89,7 +94,9 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
             if let Some(status) = status
                 && current.status.as_ref() != Some(&status)
             {
+                let before = current.status.clone().unwrap_or_default();
                 current = write_status(&api, &current, status).await?;
+                forget_if_nothing_sent(ctx, &before, &current).await;
                 transitioned(ctx, &current, &mut last).await;
                 // A final status may leave a finalizer to drop: decide once more now, since the
                 // operator's own writes do not trigger a reconcile.
@@ -139,9 +146,14 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                         return Ok(Action::requeue(Duration::from_secs(2)));
                     }
                 }
+                let written_at = Instant::now();
+                let before = current.status.clone().unwrap_or_default();
                 match write_status(&api, &current, status).await {
                     Ok(updated) => {
                         current = updated;
+                        if claiming {
+                            claim_seen(ctx, &current, written_at);
+                        }
                         transitioned(ctx, &current, &mut last).await;
                     }
                     Err(e) => {
@@ -159,6 +171,7 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                     // A released claim (nothing was sent): look again later, not in this loop,
                     // which would claim and release again with the same stale answer.
                     release(ctx, &current);
+                    forget_if_nothing_sent(ctx, &before, &current).await;
                     return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
                 }
             }
@@ -180,16 +193,11 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                     reset_password_flags: params.flags,
                     duration: Some(google_duration(params.duration_secs)),
                 };
-                // Sent within the claim's limits, so any command it creates is listed on the
-                // device before the adoption window closes.
-                let claimed_at = current
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.claimed_at.as_ref())
-                    .map_or_else(Timestamp::now, |t| t.0);
-                let (start_by, attempt_timeout) = ctx.config.send_limits(claimed_at);
-                let left = start_by.duration_since(Timestamp::now());
-                let start_by = Instant::now() + left.try_into().unwrap_or(Duration::ZERO);
+                // Sent within the claim's limits (on this process's monotonic clock, from just
+                // before the claim was written), so any command it creates is listed on the device
+                // before the adoption window closes.
+                let (start_within, attempt_timeout) = ctx.config.send_limits();
+                let start_by = claim_seen(ctx, &current, Instant::now()) + start_within;
                 crate::failpoint::hit("before-issue");
                 let result = ctx
                     .amapi
@@ -216,7 +224,8 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                 inputs.operation = Some(read(ctx.amapi.get_operation(&name).await));
             }
             Effect::ListOperations => {
-                inputs.operations_listed_at = Some(Timestamp::now());
+                let seen = claim_seen(ctx, &current, Instant::now());
+                inputs.claim_age_at_listing = Some(seen.elapsed());
                 inputs.operations =
                     Some(read(ctx.amapi.list_operations(&current.spec.device).await));
             }
@@ -333,7 +342,38 @@ fn claim_device(ctx: &Context, r: &PasscodeReset) -> bool {
     }
 }
 
+/// Removes the reset's record when its status now proves no command was created.
+async fn forget_if_nothing_sent(ctx: &Context, before: &PasscodeResetStatus, r: &PasscodeReset) {
+    let after = r.status.clone().unwrap_or_default();
+    if record::nothing_sent(before, &after) {
+        record::forget(&ctx.client, &ctx.operator_namespace, r).await;
+    }
+}
+
+/// When this process wrote or first saw the claim `r` holds (on its monotonic clock): `at` the
+/// first time it is asked about this claim.
+fn claim_seen(ctx: &Context, r: &PasscodeReset, at: Instant) -> Instant {
+    let claimed_at = r
+        .status
+        .as_ref()
+        .and_then(|s| s.claimed_at.as_ref())
+        .map(|t| t.0.to_string())
+        .unwrap_or_default();
+    let mut map = ctx.claims_seen.lock().expect("claims seen");
+    let entry = map
+        .entry(reset_key(r))
+        .or_insert_with(|| (claimed_at.clone(), at));
+    if entry.0 != claimed_at {
+        *entry = (claimed_at, at);
+    }
+    entry.1
+}
+
 fn release(ctx: &Context, r: &PasscodeReset) {
+    ctx.claims_seen
+        .lock()
+        .expect("claims seen")
+        .remove(&reset_key(r));
     let mut map = ctx.in_flight.lock().expect("in-flight map");
     if map.get(&r.spec.device) == Some(&reset_key(r)) {
         map.remove(&r.spec.device);

@@ -10,7 +10,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use crate::api::PasscodeReset;
+use crate::api::{PasscodeReset, PasscodeResetStatus, Reason};
 
 /// Marks the operator's records (`kubectl get configmaps -l amapi.passcode-operator.io/record`).
 pub const RECORD_LABEL: &str = "amapi.passcode-operator.io/record";
@@ -38,6 +38,9 @@ pub enum Recorded {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     Ours,
+    /// This reset's record, written before its spec was edited (possible without CEL): updated, so
+    /// a later twin of the edited spec is recognised.
+    OursStale,
     Earlier {
         uid: String,
         claimed_at: String,
@@ -101,11 +104,15 @@ pub fn verdict(existing: &ConfigMap, reset: &PasscodeReset) -> Verdict {
     }
     let data = existing.data.clone().unwrap_or_default();
     let field = |k: &str| data.get(k).cloned().unwrap_or_default();
+    let recorded: Option<serde_json::Value> = serde_json::from_str(&field("spec")).ok();
     if reset.uid().is_some_and(|uid| uid == field("uid")) {
-        return Verdict::Ours;
+        return if recorded == serde_json::to_value(&reset.spec).ok() {
+            Verdict::Ours
+        } else {
+            Verdict::OursStale
+        };
     }
     // A spec that cannot be read is taken for the same one: when in doubt, do not run twice.
-    let recorded: Option<serde_json::Value> = serde_json::from_str(&field("spec")).ok();
     match recorded {
         Some(r) if serde_json::to_value(&reset.spec).ok().as_ref() != Some(&r) => Verdict::Replace,
         _ => Verdict::Earlier {
@@ -157,7 +164,7 @@ pub async fn record(
                     "ConfigMap {operator_namespace}/{name} exists but is not a record of this operator (no label {RECORD_LABEL}); remove or rename it"
                 ));
             }
-            Verdict::Replace => {
+            Verdict::Replace | Verdict::OursStale => {
                 let mut next = mine.clone();
                 next.metadata.resource_version = existing.metadata.resource_version.clone();
                 match api.replace(&name, &PostParams::default(), &next).await {
@@ -173,10 +180,50 @@ pub async fn record(
     ))
 }
 
+/// Removes the record of `reset` once it is certain that no command was created for it (AMAPI
+/// refused it, or the claim was released), so a re-created twin is not refused for nothing. Best
+/// effort: a record left behind only makes a re-created twin end `Recreated`.
+pub async fn forget(client: &Client, operator_namespace: &str, reset: &PasscodeReset) {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), operator_namespace);
+    let name = record_name(&reset.namespace().unwrap_or_default(), &reset.name_any());
+    // Only this object's record: a precondition on its uid would need the record's own uid, so
+    // read it first.
+    match api.get_opt(&name).await {
+        Ok(Some(cm)) if verdict(&cm, reset) == Verdict::Ours => {
+            let params = kube::api::DeleteParams {
+                preconditions: Some(kube::api::Preconditions {
+                    resource_version: cm.metadata.resource_version.clone(),
+                    uid: cm.metadata.uid.clone(),
+                }),
+                ..Default::default()
+            };
+            if let Err(e) = api.delete(&name, &params).await {
+                tracing::warn!(record = %name, error = %describe(&e), "could not remove a reset record");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(record = %name, error = %describe(&e), "could not read a reset record")
+        }
+    }
+}
+
+/// Whether a status proves that no command was created for its claim: the claim was released,
+/// or the reset ended with the claim made but no operation, for a reason other than
+/// `OutcomeUnknown` (AMAPI refused the command).
+pub fn nothing_sent(before: &PasscodeResetStatus, after: &PasscodeResetStatus) -> bool {
+    let released = before.claimed_at.is_some() && after.claimed_at.is_none();
+    let refused = after.claimed_at.is_some()
+        && after.operation.is_none()
+        && after.phase.is_some_and(|p| p.is_terminal())
+        && after.reason != Some(Reason::OutcomeUnknown);
+    released || refused
+}
+
 fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) if s.is_forbidden() => format!(
-            "{} (the operator needs get, create and update on configmaps in its own namespace)",
+            "{} (the operator needs get, create, update and delete on configmaps in its own namespace)",
             s.message
         ),
         kube::Error::Api(s) if s.is_not_found() => format!(
@@ -244,6 +291,53 @@ mod tests {
     }
 
     #[test]
+    fn nothing_is_sent_when_the_claim_is_released_or_refused() {
+        use crate::api::Phase;
+        let t = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-11-23T10:00:00Z".parse().unwrap(),
+        );
+        let claimed = PasscodeResetStatus {
+            claimed_at: Some(t.clone()),
+            phase: Some(Phase::Pending),
+            reason: Some(Reason::Issuing),
+            ..Default::default()
+        };
+        let released = PasscodeResetStatus {
+            claimed_at: None,
+            reason: Some(Reason::Retrying),
+            ..claimed.clone()
+        };
+        assert!(nothing_sent(&claimed, &released));
+        let refused = PasscodeResetStatus {
+            phase: Some(Phase::Failed),
+            reason: Some(Reason::PermissionDenied),
+            ..claimed.clone()
+        };
+        assert!(nothing_sent(&claimed, &refused));
+        let unknown = PasscodeResetStatus {
+            phase: Some(Phase::Failed),
+            reason: Some(Reason::OutcomeUnknown),
+            ..claimed.clone()
+        };
+        assert!(!nothing_sent(&claimed, &unknown));
+        let issued = PasscodeResetStatus {
+            operation: Some("enterprises/E/devices/D/operations/1".into()),
+            reason: Some(Reason::AwaitingDevice),
+            ..claimed.clone()
+        };
+        assert!(!nothing_sent(&claimed, &issued));
+        let done = PasscodeResetStatus {
+            phase: Some(Phase::Failed),
+            reason: Some(Reason::DeviceRejected),
+            ..issued.clone()
+        };
+        assert!(!nothing_sent(&issued, &done), "a command was sent");
+        // Before any claim there is no record to remove.
+        let before = PasscodeResetStatus::default();
+        assert!(!nothing_sent(&before, &before));
+    }
+
+    #[test]
     fn verdicts() {
         let first = reset("u-1", spec());
         let cm = record_for(&first, "op", "2026-11-23T10:00:00Z");
@@ -272,6 +366,10 @@ mod tests {
             verdict(&broken, &reset("u-2", spec())),
             Verdict::Earlier { .. }
         ));
+        // Its own record, written before an edit of the spec: brought up to date.
+        let mut edited = spec();
+        edited["lockNow"] = json!(false);
+        assert_eq!(verdict(&cm, &reset("u-1", edited)), Verdict::OursStale);
         // Somebody else's ConfigMap is left alone.
         let mut foreign = cm.clone();
         foreign.metadata.labels = None;
