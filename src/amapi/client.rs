@@ -354,7 +354,12 @@ impl AmapiClient {
         let retry_after = retry_after(&response);
         let bytes = match response.bytes().await {
             Ok(b) => b,
-            Err(e) if unsafe_to_repeat && status.is_success() => {
+            // Only a 429 or a 4xx says the command was not processed; anything else, cut off
+            // mid-body, leaves it open.
+            Err(e)
+                if unsafe_to_repeat
+                    && !(status == StatusCode::TOO_MANY_REQUESTS || status.is_client_error()) =>
+            {
                 return Step::Fail(ambiguous(call.method, &e));
             }
             Err(e) => return Step::Fail(transient(call.method, Some(status), &e)),

@@ -6,9 +6,10 @@
 //! and is reconciled. The one thing other resets need from a settled one, the operation it
 //! recorded (so recovery never takes that command for its own), is kept in [`SettledOperations`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
+use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
 
@@ -27,27 +28,38 @@ pub fn settled(r: &PasscodeReset) -> bool {
         && !r.finalizers().iter().any(|f| f == FINALIZER)
 }
 
-/// Per device, the operations recorded by its most recent settled resets. Recovery only has to
-/// tell apart commands sent around one claim, and resets of a device run one after the other, so
-/// the last few are enough.
+/// Per device, the operations recorded by its most recently issued settled resets. Recovery only
+/// has to tell apart commands sent around one claim, and resets of a device run one after the
+/// other, so the last few by issue time are enough (the initial list does not come in time order).
+/// Those of resets deleted before the operator started are not known; see the README.
 #[derive(Default)]
-pub struct SettledOperations(Mutex<HashMap<String, VecDeque<String>>>);
+pub struct SettledOperations(Mutex<HashMap<String, Vec<Issued>>>);
+
+/// An operation and when it was issued.
+type Issued = (Option<Timestamp>, String);
 
 /// Operations kept per device.
 const KEPT_PER_DEVICE: usize = 8;
 
 impl SettledOperations {
     fn note(&self, r: &PasscodeReset) {
-        let Some(operation) = r.status.as_ref().and_then(|s| s.operation.clone()) else {
+        let Some(status) = &r.status else {
             return;
         };
+        let Some(operation) = status.operation.clone() else {
+            return;
+        };
+        let issued = status.issued_at.as_ref().map(|t| t.0);
         let mut map = self.0.lock().expect("settled operations");
         let kept = map.entry(r.spec.device.clone()).or_default();
-        if !kept.contains(&operation) {
-            if kept.len() == KEPT_PER_DEVICE {
-                kept.pop_front();
-            }
-            kept.push_back(operation);
+        if kept.iter().any(|(_, op)| *op == operation) {
+            return;
+        }
+        kept.push((issued, operation));
+        if kept.len() > KEPT_PER_DEVICE {
+            // None sorts first: an operation without an issue time goes before any with one.
+            kept.sort();
+            kept.remove(0);
         }
     }
 
@@ -55,7 +67,7 @@ impl SettledOperations {
     pub fn of(&self, device: &str) -> Vec<String> {
         let map = self.0.lock().expect("settled operations");
         map.get(device)
-            .map(|k| k.iter().cloned().collect())
+            .map(|k| k.iter().map(|(_, op)| op.clone()).collect())
             .unwrap_or_default()
     }
 }
@@ -136,17 +148,20 @@ mod tests {
             ops.of("enterprises/LC01/devices/d1"),
             ["enterprises/LC01/devices/d1/operations/1"]
         );
-        for i in 2..20 {
-            r.status.as_mut().unwrap().operation =
-                Some(format!("enterprises/LC01/devices/d1/operations/{i}"));
+        // The latest by issue time are kept, whatever order the events come in (the initial list
+        // is in name order).
+        for i in (2..20).rev() {
+            let status = r.status.as_mut().unwrap();
+            status.operation = Some(format!("enterprises/LC01/devices/d1/operations/{i}"));
+            status.issued_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                format!("2026-11-23T10:{i:02}:00Z").parse().unwrap(),
+            ));
             for_cache(Event::Apply(r.clone()), &ops);
         }
         let kept = ops.of("enterprises/LC01/devices/d1");
         assert_eq!(kept.len(), KEPT_PER_DEVICE);
-        assert_eq!(
-            kept.last().unwrap(),
-            "enterprises/LC01/devices/d1/operations/19"
-        );
+        assert!(kept.contains(&"enterprises/LC01/devices/d1/operations/19".to_owned()));
+        assert!(!kept.contains(&"enterprises/LC01/devices/d1/operations/11".to_owned()));
         assert!(ops.of("enterprises/LC01/devices/other").is_empty());
     }
 

@@ -800,8 +800,9 @@ fn nothing_listed(
     let nearby = operations
         .iter()
         .filter(|op| {
+            // An operation that does not say what it is could be anything: it counts.
             let Some(meta) = &op.metadata else {
-                return false;
+                return true;
             };
             let created = meta
                 .create_time

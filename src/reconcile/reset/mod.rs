@@ -147,11 +147,15 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                     }
                 }
                 let written_at = Instant::now();
-                let before = current.status.clone().unwrap_or_default();
                 match write_status(&api, &current, status).await {
                     Ok(updated) => {
                         current = updated;
                         if claiming {
+                            // This process's own claim: its instant, whatever was seen before.
+                            ctx.claims_seen
+                                .lock()
+                                .expect("claims seen")
+                                .remove(&reset_key(&current));
                             claim_seen(ctx, &current, written_at);
                         }
                         transitioned(ctx, &current, &mut last).await;
@@ -171,7 +175,6 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                     // A released claim (nothing was sent): look again later, not in this loop,
                     // which would claim and release again with the same stale answer.
                     release(ctx, &current);
-                    forget_if_nothing_sent(ctx, &before, &current).await;
                     return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
                 }
             }
@@ -342,7 +345,7 @@ fn claim_device(ctx: &Context, r: &PasscodeReset) -> bool {
     }
 }
 
-/// Removes the reset's record when its status now proves no command was created.
+/// Removes the reset's record when its final status proves no command was created.
 async fn forget_if_nothing_sent(ctx: &Context, before: &PasscodeResetStatus, r: &PasscodeReset) {
     let after = r.status.clone().unwrap_or_default();
     if record::nothing_sent(before, &after) {

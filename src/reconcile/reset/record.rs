@@ -180,16 +180,17 @@ pub async fn record(
     ))
 }
 
-/// Removes the record of `reset` once it is certain that no command was created for it (AMAPI
-/// refused it, or the claim was released), so a re-created twin is not refused for nothing. Best
-/// effort: a record left behind only makes a re-created twin end `Recreated`.
+/// Removes the record of `reset` once it has ended with AMAPI refusing its command: certainly
+/// nothing was created, and a final reset is never claimed again, so no other attempt can race
+/// with the removal. A re-created twin is then not refused for nothing. Best effort: a record left
+/// behind only makes a re-created twin end `Recreated`. (A released claim keeps its record: the
+/// reset will claim again, possibly from another replica, and a removal could not be ordered
+/// safely before that new claim.)
 pub async fn forget(client: &Client, operator_namespace: &str, reset: &PasscodeReset) {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), operator_namespace);
     let name = record_name(&reset.namespace().unwrap_or_default(), &reset.name_any());
-    // Only this object's record: a precondition on its uid would need the record's own uid, so
-    // read it first.
     match api.get_opt(&name).await {
-        Ok(Some(cm)) if verdict(&cm, reset) == Verdict::Ours => {
+        Ok(Some(cm)) if matches!(verdict(&cm, reset), Verdict::Ours | Verdict::OursStale) => {
             let params = kube::api::DeleteParams {
                 preconditions: Some(kube::api::Preconditions {
                     resource_version: cm.metadata.resource_version.clone(),
@@ -208,16 +209,16 @@ pub async fn forget(client: &Client, operator_namespace: &str, reset: &PasscodeR
     }
 }
 
-/// Whether a status proves that no command was created for its claim: the claim was released,
-/// or the reset ended with the claim made but no operation, for a reason other than
-/// `OutcomeUnknown` (AMAPI refused the command).
+/// Whether a write turned the status into a final one that proves no command was created for its
+/// claim: it ended with the claim made but no operation, for a reason other than `OutcomeUnknown`
+/// (AMAPI refused the command).
 pub fn nothing_sent(before: &PasscodeResetStatus, after: &PasscodeResetStatus) -> bool {
-    let released = before.claimed_at.is_some() && after.claimed_at.is_none();
-    let refused = after.claimed_at.is_some()
+    let newly_final = !before.phase.is_some_and(|p| p.is_terminal());
+    newly_final
+        && after.claimed_at.is_some()
         && after.operation.is_none()
         && after.phase.is_some_and(|p| p.is_terminal())
-        && after.reason != Some(Reason::OutcomeUnknown);
-    released || refused
+        && after.reason != Some(Reason::OutcomeUnknown)
 }
 
 fn describe(e: &kube::Error) -> String {
@@ -291,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_sent_when_the_claim_is_released_or_refused() {
+    fn a_record_is_forgotten_only_when_the_command_was_refused() {
         use crate::api::Phase;
         let t = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
             "2026-11-23T10:00:00Z".parse().unwrap(),
@@ -302,18 +303,19 @@ mod tests {
             reason: Some(Reason::Issuing),
             ..Default::default()
         };
-        let released = PasscodeResetStatus {
-            claimed_at: None,
-            reason: Some(Reason::Retrying),
-            ..claimed.clone()
-        };
-        assert!(nothing_sent(&claimed, &released));
         let refused = PasscodeResetStatus {
             phase: Some(Phase::Failed),
             reason: Some(Reason::PermissionDenied),
             ..claimed.clone()
         };
         assert!(nothing_sent(&claimed, &refused));
+        // Released: the record stays (the next claim may come from another replica).
+        let released = PasscodeResetStatus {
+            claimed_at: None,
+            reason: Some(Reason::Retrying),
+            ..claimed.clone()
+        };
+        assert!(!nothing_sent(&claimed, &released));
         let unknown = PasscodeResetStatus {
             phase: Some(Phase::Failed),
             reason: Some(Reason::OutcomeUnknown),
@@ -325,14 +327,14 @@ mod tests {
             reason: Some(Reason::AwaitingDevice),
             ..claimed.clone()
         };
-        assert!(!nothing_sent(&claimed, &issued));
         let done = PasscodeResetStatus {
             phase: Some(Phase::Failed),
             reason: Some(Reason::DeviceRejected),
             ..issued.clone()
         };
         assert!(!nothing_sent(&issued, &done), "a command was sent");
-        // Before any claim there is no record to remove.
+        // Only on the write that made it final, not on later notes.
+        assert!(!nothing_sent(&refused, &refused));
         let before = PasscodeResetStatus::default();
         assert!(!nothing_sent(&before, &before));
     }
