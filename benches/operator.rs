@@ -325,39 +325,29 @@ fn per(v: f64, n: usize) -> f64 {
 async fn burst(bench: &mut Bench) {
     let n = BURST_RESETS;
     progress!("burst: {n} resets, {BURST_CREATORS} creators");
-    let ns = bench.cp.namespace(&bench.admin, "bench-burst").await;
-    let sim = Sim::start(&bench.credentials, "Ebenchburst", n, "0ms").await;
-    sim.unlimited().await;
-    let api: Api<PasscodeReset> = Api::namespaced(bench.admin.clone(), &ns);
-    let (finished, watch) = Finished::watch(api.clone());
-    let mut op = Operator::spawn(&bench.cp, &sim, &bench.credentials, &ns, &FAST_FLAGS);
-    let ready = op.wait_ready(Duration::from_secs(60)).await;
+    let scenario = Scenario::start(bench, "bench-burst", "Ebenchburst", n, &FAST_FLAGS).await;
+    scenario.sim.unlimited().await;
+    let (sim, api, op, ready) = (&scenario.sim, &scenario.api, &scenario.op, scenario.ready);
     let idle_rss = op.rss_mib();
     bench.idle_rss_mib = Some(idle_rss);
 
-    let writes_before = ApiWrites::read(&bench.admin).await;
-    let calls_before = sim.counters().await;
+    let (writes_before, calls_before) = scenario.baseline(&bench.admin).await;
     let cpu_before = op.cpu_seconds();
     let t0 = Instant::now();
-    let created = create_pool(&api, items(&sim, "burst", n, n), BURST_CREATORS).await;
+    let created = create_pool(api, items(sim, "burst", n, n), BURST_CREATORS).await;
     let create_s = t0.elapsed().as_secs_f64();
     progress!(
         "burst: {} created in {create_s:.1} s ({} failed)",
         created.sent.len(),
         created.failed
     );
-    let all = finished
+    let all = scenario
+        .finished
         .wait_for(created.sent.len(), Duration::from_secs(300), "burst")
         .await;
-    let (outcome, writes, calls_after) = settle(
-        &bench.admin,
-        &api,
-        &sim,
-        &created,
-        &finished,
-        &writes_before,
-    )
-    .await;
+    let (outcome, writes, calls_after) = scenario
+        .settle(&bench.admin, &created, &writes_before)
+        .await;
     let calls = calls_after.calls() - calls_before.calls();
     let total_s = outcome
         .last_end
@@ -399,8 +389,6 @@ async fn burst(bench: &mut Bench) {
         "amapi_meets_target": calls_per_reset <= TARGET_CALLS_PER_RESET,
         "operator_log": op.log_counts(),
     }));
-    drop(op);
-    watch.abort();
     let each = |verb: &str, what: &str| {
         (writes.count(verb, what) / created.sent.len().max(1) as f64).round() as usize
     };
@@ -619,24 +607,71 @@ async fn ceiling(bench: &Bench) {
     }));
 }
 
-/// What a scenario left once every reset has ended: the outcomes, the API-server writes (less the
-/// bench's own creates) and the simulator's counters.
-async fn settle(
-    admin: &kube::Client,
-    api: &Api<PasscodeReset>,
-    sim: &Sim,
-    created: &Created,
-    finished: &Finished,
-    writes_before: &ApiWrites,
-) -> (Outcome, ApiWrites, Counters) {
-    wait_finalizers_gone(api, Duration::from_secs(30)).await;
-    let outcome = Outcome::read(api, created, finished).await;
-    let counters = sim.counters().await;
-    let writes = ApiWrites::read(admin)
-        .await
-        .since(writes_before)
-        .without_creates((created.sent.len() + created.failed) as f64);
-    (outcome, writes, counters)
+/// One scenario's world: a namespace of its own, a simulator enterprise with a device per reset,
+/// a watch of the resets' ends, and the operator on that namespace, ready. The operator is killed
+/// and the watch stopped when it is dropped.
+struct Scenario {
+    sim: Sim,
+    api: Api<PasscodeReset>,
+    finished: Finished,
+    watch: tokio::task::JoinHandle<()>,
+    op: Operator,
+    /// From spawning the operator to its first 200 from /readyz.
+    ready: Duration,
+}
+
+impl Scenario {
+    async fn start(
+        bench: &Bench,
+        namespace: &str,
+        enterprise: &str,
+        devices: usize,
+        flags: &OperatorFlags,
+    ) -> Scenario {
+        let ns = bench.cp.namespace(&bench.admin, namespace).await;
+        let sim = Sim::start(&bench.credentials, enterprise, devices, "0ms").await;
+        let api: Api<PasscodeReset> = Api::namespaced(bench.admin.clone(), &ns);
+        let (finished, watch) = Finished::watch(api.clone());
+        let mut op = Operator::spawn(&bench.cp, &sim, &bench.credentials, &ns, flags);
+        let ready = op.wait_ready(Duration::from_secs(60)).await;
+        Scenario {
+            sim,
+            api,
+            finished,
+            watch,
+            op,
+            ready,
+        }
+    }
+
+    /// The API-server writes and simulator counters the load is measured from.
+    async fn baseline(&self, admin: &kube::Client) -> (ApiWrites, Counters) {
+        (ApiWrites::read(admin).await, self.sim.counters().await)
+    }
+
+    /// What the scenario left once every reset has ended: the outcomes, the API-server writes
+    /// (less the bench's own creates) and the simulator's counters.
+    async fn settle(
+        &self,
+        admin: &kube::Client,
+        created: &Created,
+        writes_before: &ApiWrites,
+    ) -> (Outcome, ApiWrites, Counters) {
+        wait_finalizers_gone(&self.api, Duration::from_secs(30)).await;
+        let outcome = Outcome::read(&self.api, created, &self.finished).await;
+        let counters = self.sim.counters().await;
+        let writes = ApiWrites::read(admin)
+            .await
+            .since(writes_before)
+            .without_creates((created.sent.len() + created.failed) as f64);
+        (outcome, writes, counters)
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        self.watch.abort();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,30 +680,20 @@ async fn settle(
 async fn steady(bench: &Bench) {
     let n = (STEADY_RATE * STEADY_SECONDS as f64) as usize;
     progress!("steady: {STEADY_RATE}/s for {STEADY_SECONDS} s ({n} resets)");
-    let ns = bench.cp.namespace(&bench.admin, "bench-steady").await;
-    let sim = Sim::start(&bench.credentials, "Ebenchsteady", n, "0ms").await;
-    sim.unlimited().await;
-    let api: Api<PasscodeReset> = Api::namespaced(bench.admin.clone(), &ns);
-    let (finished, watch) = Finished::watch(api.clone());
-    let mut op = Operator::spawn(&bench.cp, &sim, &bench.credentials, &ns, &FAST_FLAGS);
-    op.wait_ready(Duration::from_secs(60)).await;
-    let writes_before = ApiWrites::read(&bench.admin).await;
-    let calls_before = sim.counters().await;
+    let scenario = Scenario::start(bench, "bench-steady", "Ebenchsteady", n, &FAST_FLAGS).await;
+    scenario.sim.unlimited().await;
+    let (sim, api, op) = (&scenario.sim, &scenario.api, &scenario.op);
+    let (writes_before, calls_before) = scenario.baseline(&bench.admin).await;
     let t0 = Instant::now();
-    let created = create_paced(&api, items(&sim, "steady", n, n), STEADY_RATE).await;
+    let created = create_paced(api, items(sim, "steady", n, n), STEADY_RATE).await;
     let create_s = t0.elapsed().as_secs_f64();
-    let all = finished
+    let all = scenario
+        .finished
         .wait_for(created.sent.len(), Duration::from_secs(120), "steady")
         .await;
-    let (outcome, writes, calls_after) = settle(
-        &bench.admin,
-        &api,
-        &sim,
-        &created,
-        &finished,
-        &writes_before,
-    )
-    .await;
+    let (outcome, writes, calls_after) = scenario
+        .settle(&bench.admin, &created, &writes_before)
+        .await;
     let client = summary(outcome.client_ms.clone(), 0);
     let p99 = client["p99"].as_f64().unwrap_or(f64::NAN);
     emit(&json!({
@@ -694,8 +719,6 @@ async fn steady(bench: &Bench) {
         "amapi_calls_per_reset": per((calls_after.calls() - calls_before.calls()) as f64, created.sent.len()),
         "operator_log": op.log_counts(),
     }));
-    drop(op);
-    watch.abort();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -928,51 +951,38 @@ async fn quota(bench: &Bench, variant: &str, amapi_rate: f64) {
     progress!(
         "quota/{variant}: quota {QUOTA_REQUESTS} per {QUOTA_WINDOW_S} s, --amapi-rate {amapi_rate}, {n} resets at {reset_rate:.2}/s"
     );
-    let ns = bench
-        .cp
-        .namespace(
-            &bench.admin,
-            &format!("bench-quota-{}", variant.replace('_', "-")),
-        )
-        .await;
-    let sim = Sim::start(
-        &bench.credentials,
-        &format!("Ebenchquota{}", variant.replace('_', "")),
-        n,
-        "0ms",
-    )
-    .await;
-    let api: Api<PasscodeReset> = Api::namespaced(bench.admin.clone(), &ns);
-    let (finished, watch) = Finished::watch(api.clone());
     let flags = OperatorFlags {
         amapi_rate: Some(amapi_rate),
         concurrency: None,
     };
-    let mut op = Operator::spawn(&bench.cp, &sim, &bench.credentials, &ns, &flags);
-    op.wait_ready(Duration::from_secs(60)).await;
+    let scenario = Scenario::start(
+        bench,
+        &format!("bench-quota-{}", variant.replace('_', "-")),
+        &format!("Ebenchquota{}", variant.replace('_', "")),
+        n,
+        &flags,
+    )
+    .await;
+    let (sim, api, op) = (&scenario.sim, &scenario.api, &scenario.op);
     sim.put(
         "quota",
         json!({"requests": QUOTA_REQUESTS, "window": format!("{QUOTA_WINDOW_S}s")}),
     )
     .await;
-    let writes_before = ApiWrites::read(&bench.admin).await;
-    let before = sim.counters().await;
+    let (writes_before, before) = scenario.baseline(&bench.admin).await;
 
     // Admitted calls, sampled every second, to find the busiest window.
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let stop = stop.clone();
-        let http = reqwest::Client::new();
-        let url = format!("{}sim/v1/counters", sim.sim.base_url());
+        let admin = sim.sim.admin();
         tokio::spawn(async move {
             let mut samples: Vec<(f64, u64)> = Vec::new();
             let t0 = Instant::now();
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             while !stop.load(Ordering::Relaxed) && samples.len() < 600 {
                 tick.tick().await;
-                if let Ok(r) = http.get(&url).send().await
-                    && let Ok(v) = r.json::<Value>().await
-                {
+                if let Ok(v) = admin.get("counters").await {
                     samples.push((t0.elapsed().as_secs_f64(), Counters(v).admitted()));
                 }
             }
@@ -980,8 +990,9 @@ async fn quota(bench: &Bench, variant: &str, amapi_rate: f64) {
         })
     };
     let t0 = Instant::now();
-    let created = create_paced(&api, items(&sim, "quota", n, n), reset_rate).await;
-    let all = finished
+    let created = create_paced(api, items(sim, "quota", n, n), reset_rate).await;
+    let all = scenario
+        .finished
         .wait_for(
             created.sent.len(),
             Duration::from_secs(240),
@@ -991,15 +1002,9 @@ async fn quota(bench: &Bench, variant: &str, amapi_rate: f64) {
     let drain_s = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let samples = sampler.await.expect("sampler");
-    let (outcome, writes, after) = settle(
-        &bench.admin,
-        &api,
-        &sim,
-        &created,
-        &finished,
-        &writes_before,
-    )
-    .await;
+    let (outcome, writes, after) = scenario
+        .settle(&bench.admin, &created, &writes_before)
+        .await;
     let admitted = after.admitted() - before.admitted();
     let rejected = after.quota_rejected() - before.quota_rejected();
     let busy_s = outcome
@@ -1043,8 +1048,6 @@ async fn quota(bench: &Bench, variant: &str, amapi_rate: f64) {
         "apiserver_writes": writes.by_kind(),
         "operator_log": op.log_counts(),
     }));
-    drop(op);
-    watch.abort();
 }
 
 /// The largest increase of a sampled counter over any `window` seconds.

@@ -23,7 +23,6 @@ const CANARY: &str = "Zx9!canary-839201";
 struct Setup {
     sim: Simulator,
     dir: PathBuf,
-    admin: reqwest::Client,
 }
 
 impl Setup {
@@ -43,11 +42,7 @@ impl Setup {
         .await
         .unwrap();
         std::fs::write(dir.join("sa.json"), sim.credentials_json()).unwrap();
-        Setup {
-            sim,
-            dir,
-            admin: reqwest::Client::new(),
-        }
+        Setup { sim, dir }
     }
 
     async fn client(&self, retry: RetryPolicy) -> AmapiClient {
@@ -67,31 +62,16 @@ impl Setup {
         .unwrap()
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}sim/v1/{path}", self.sim.base_url())
-    }
-
     async fn admin_get(&self, path: &str) -> Value {
-        self.admin
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.sim.admin().get(path).await.unwrap()
     }
 
     async fn admin_send(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let r = self
-            .admin
-            .request(method, self.url(path))
-            .json(&body)
-            .send()
+        self.sim
+            .admin()
+            .send(method, path, Some(body))
             .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap_or(Value::Null)
+            .unwrap()
     }
 
     async fn faults(&self, faults: Value) {
@@ -114,13 +94,11 @@ impl Setup {
     }
 
     async fn sync(&self, device: &str) {
-        let r = self
-            .admin
-            .post(self.url(&format!("{device}:sync")))
-            .send()
+        self.sim
+            .admin()
+            .send(reqwest::Method::POST, &format!("{device}:sync"), None)
             .await
             .unwrap();
-        assert!(r.status().is_success(), "sync {device}: {}", r.status());
     }
 }
 

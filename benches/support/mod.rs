@@ -262,7 +262,6 @@ impl ApiWrites {
 pub struct Sim {
     pub sim: Simulator,
     pub enterprise: String,
-    http: reqwest::Client,
 }
 
 impl Sim {
@@ -294,7 +293,6 @@ impl Sim {
         Sim {
             sim,
             enterprise: enterprise.to_owned(),
-            http: reqwest::Client::new(),
         }
     }
 
@@ -302,32 +300,16 @@ impl Sim {
         format!("enterprises/{}/devices/{}", self.enterprise, device_id(i))
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}sim/v1/{path}", self.sim.base_url())
-    }
-
     pub async fn counters(&self) -> Counters {
-        let v: Value = self
-            .http
-            .get(self.url("counters"))
-            .send()
-            .await
-            .expect("GET counters")
-            .json()
-            .await
-            .expect("counters JSON");
-        Counters(v)
+        Counters(self.sim.admin().get("counters").await.expect("counters"))
     }
 
     pub async fn put(&self, path: &str, body: Value) {
-        let r = self
-            .http
-            .put(self.url(path))
-            .json(&body)
-            .send()
+        self.sim
+            .admin()
+            .put(path, body)
             .await
             .expect("simulator admin API");
-        assert!(r.status().is_success(), "PUT {path}: {}", r.status());
     }
 
     /// No quota to speak of.

@@ -12,7 +12,8 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -76,14 +77,49 @@ impl QueryParams {
     }
 }
 
+/// What every AMAPI handler takes from the request besides its path and body: the simulator, the
+/// headers (for the token) and the query parameters.
+struct Request {
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    params: Result<QueryParams, ApiError>,
+}
+
+impl FromRequestParts<Arc<Shared>> for Request {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        let params: Params = Query::from_request_parts(parts, shared).await;
+        Ok(Request {
+            shared: shared.clone(),
+            headers: parts.headers.clone(),
+            params: QueryParams::from(params),
+        })
+    }
+}
+
+impl Request {
+    /// Runs the call through the gate; see [`call`].
+    async fn call(
+        self,
+        method: Method,
+        process: impl FnOnce(&mut World, Timestamp, &QueryParams) -> Result<Value, ApiError>,
+    ) -> Response {
+        call(&self.shared, method, &self.headers, &self.params, process).await
+    }
+}
+
 /// Runs one AMAPI call through the gate. `process` runs under the world lock, after every event
-/// due by now has happened.
+/// due by now has happened, with the query parameters (already found well-formed).
 async fn call(
     shared: &Shared,
     method: Method,
     headers: &HeaderMap,
     params: &Result<QueryParams, ApiError>,
-    process: impl FnOnce(&mut World, Timestamp) -> Result<Value, ApiError>,
+    process: impl FnOnce(&mut World, Timestamp, &QueryParams) -> Result<Value, ApiError>,
 ) -> Response {
     shared
         .counters
@@ -97,14 +133,14 @@ async fn call(
         Default::default()
     };
     let admitted = gate(shared, &faults, headers, params.as_ref().ok())
-        .and_then(|()| params.as_ref().map(|_| ()).map_err(Clone::clone));
+        .and_then(|()| params.as_ref().map_err(Clone::clone));
     // Processed only once admitted: refused calls change nothing and are never dropped.
-    let processed = admitted.map(|()| {
+    let processed = admitted.map(|params| {
         let now = shared.clock.now();
         let result = {
             let mut world = shared.world.lock().expect("world lock");
             world.tick(now);
-            process(&mut world, now)
+            process(&mut world, now, params)
         };
         shared.wake.notify_one();
         result
@@ -226,147 +262,86 @@ async fn cut_off(response: Response) -> Response {
     Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
 }
 
-async fn list_devices(
-    State(shared): State<Arc<Shared>>,
-    Path(e): Path<String>,
-    headers: HeaderMap,
-    params: Params,
-) -> Response {
-    let params = QueryParams::from(params);
-    call(&shared, Method::DevicesList, &headers, &params, |w, _| {
-        let p = params.as_ref().map_err(Clone::clone)?;
-        w.list_devices(&e, p.page_size()?, p.get("pageToken"))
-    })
-    .await
+async fn list_devices(Path(e): Path<String>, request: Request) -> Response {
+    request
+        .call(Method::DevicesList, |w, _, p| {
+            w.list_devices(&e, p.page_size()?, p.get("pageToken"))
+        })
+        .await
 }
 
-async fn get_device(
-    State(shared): State<Arc<Shared>>,
-    Path((e, d)): Path<(String, String)>,
-    headers: HeaderMap,
-    params: Params,
-) -> Response {
-    let params = QueryParams::from(params);
-    call(&shared, Method::DevicesGet, &headers, &params, |w, _| {
-        w.get_device(&e, &d)
-    })
-    .await
+async fn get_device(Path((e, d)): Path<(String, String)>, request: Request) -> Response {
+    request
+        .call(Method::DevicesGet, |w, _, _| w.get_device(&e, &d))
+        .await
 }
 
 async fn device_custom_method(
-    State(shared): State<Arc<Shared>>,
     Path((e, d)): Path<(String, String)>,
-    headers: HeaderMap,
-    params: Params,
+    request: Request,
     body: Bytes,
 ) -> Response {
-    let params = QueryParams::from(params);
     match d.split_once(':') {
         Some((d, "issueCommand")) => {
-            call(
-                &shared,
-                Method::DevicesIssueCommand,
-                &headers,
-                &params,
-                |w, now| w.issue_command(&e, d, &body, now),
-            )
-            .await
+            request
+                .call(Method::DevicesIssueCommand, |w, now, _| {
+                    w.issue_command(&e, d, &body, now)
+                })
+                .await
         }
         _ => unknown_method(),
     }
 }
 
-async fn list_operations(
-    State(shared): State<Arc<Shared>>,
-    Path((e, d)): Path<(String, String)>,
-    headers: HeaderMap,
-    params: Params,
-) -> Response {
-    let params = QueryParams::from(params);
-    call(
-        &shared,
-        Method::OperationsList,
-        &headers,
-        &params,
-        |w, _| {
-            let p = params.as_ref().map_err(Clone::clone)?;
+async fn list_operations(Path((e, d)): Path<(String, String)>, request: Request) -> Response {
+    request
+        .call(Method::OperationsList, |w, _, p| {
             w.list_operations(&e, &d, p.page_size()?, p.get("pageToken"))
-        },
-    )
-    .await
+        })
+        .await
 }
 
 async fn get_operation(
-    State(shared): State<Arc<Shared>>,
     Path((e, d, o)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    params: Params,
+    request: Request,
 ) -> Response {
-    let params = QueryParams::from(params);
-    call(&shared, Method::OperationsGet, &headers, &params, |w, _| {
-        w.get_operation(&e, &d, &o)
-    })
-    .await
+    request
+        .call(Method::OperationsGet, |w, _, _| w.get_operation(&e, &d, &o))
+        .await
 }
 
 async fn operation_custom_method(
-    State(shared): State<Arc<Shared>>,
     Path((e, d, o)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    params: Params,
+    request: Request,
 ) -> Response {
-    let params = QueryParams::from(params);
     match o.split_once(':') {
         Some((o, "cancel")) => {
-            call(
-                &shared,
-                Method::OperationsCancel,
-                &headers,
-                &params,
-                |w, _| w.cancel_operation(&e, &d, o),
-            )
-            .await
+            request
+                .call(Method::OperationsCancel, |w, _, _| {
+                    w.cancel_operation(&e, &d, o)
+                })
+                .await
         }
         _ => unknown_method(),
     }
 }
 
-async fn get_policy(
-    State(shared): State<Arc<Shared>>,
-    Path((e, p)): Path<(String, String)>,
-    headers: HeaderMap,
-    params: Params,
-) -> Response {
-    let params = QueryParams::from(params);
-    call(&shared, Method::PoliciesGet, &headers, &params, |w, _| {
-        w.get_policy(&e, &p)
-    })
-    .await
+async fn get_policy(Path((e, p)): Path<(String, String)>, request: Request) -> Response {
+    request
+        .call(Method::PoliciesGet, |w, _, _| w.get_policy(&e, &p))
+        .await
 }
 
 async fn patch_policy(
-    State(shared): State<Arc<Shared>>,
     Path((e, p)): Path<(String, String)>,
-    headers: HeaderMap,
-    params: Params,
+    request: Request,
     body: Bytes,
 ) -> Response {
-    let params = QueryParams::from(params);
-    call(
-        &shared,
-        Method::PoliciesPatch,
-        &headers,
-        &params,
-        |w, now| {
-            let mask = params
-                .as_ref()
-                .map_err(Clone::clone)?
-                .get("updateMask")
-                .map(str::to_owned);
-            w.patch_policy(&e, &p, &body, mask.as_deref(), now)
-        },
-    )
-    .await
+    request
+        .call(Method::PoliciesPatch, |w, now, params| {
+            w.patch_policy(&e, &p, &body, params.get("updateMask"), now)
+        })
+        .await
 }
 
 fn unknown_method() -> Response {

@@ -29,6 +29,7 @@
 //! advances); tokens and the quota window run on real time.
 
 pub mod admin;
+pub mod admin_client;
 pub mod amapi;
 pub mod clock;
 pub mod command;
@@ -53,6 +54,7 @@ use anyhow::Context;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
+pub use admin_client::AdminClient;
 pub use faults::FaultSettings;
 pub use fleet::Fleet;
 pub use quota::QuotaSettings;
@@ -153,6 +155,11 @@ impl Simulator {
     /// loopback).
     pub fn base_url(&self) -> String {
         base_url(self.addr)
+    }
+
+    /// A client for this simulator's admin API.
+    pub fn admin(&self) -> AdminClient {
+        AdminClient::new(&self.base_url())
     }
 
     pub fn token_uri(&self) -> String {

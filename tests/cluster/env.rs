@@ -105,6 +105,39 @@ impl Env {
         env
     }
 
+    /// A scenario whose operator is stopped by `failpoint` while acting on reset `r` of device
+    /// `phone` (new passcode from Secret `pc`).
+    pub async fn killed_at(test: &str, policies: &str, devices: &str, failpoint: &str) -> Env {
+        let mut env = Self::with(
+            test,
+            policies,
+            devices,
+            OperatorOptions {
+                failpoint: Some(failpoint.into()),
+                ..Default::default()
+            },
+        )
+        .await;
+        env.secret("pc", "passcode", b"830417").await;
+        env.reset(
+            "r",
+            "phone",
+            json!({"newPasscode": {"secretKeyRef": {"name": "pc", "key": "passcode"}}}),
+        )
+        .await;
+        let exit = env
+            .operator
+            .as_mut()
+            .unwrap()
+            .wait_exit(Duration::from_secs(60))
+            .await;
+        assert!(
+            !exit.success(),
+            "{failpoint}: the failpoint crashed the operator"
+        );
+        env
+    }
+
     pub async fn without_operator(test: &str, policies: &str, devices: &str) -> Env {
         passcode_operator::install_crypto_provider();
         let client = admin().await;
@@ -331,33 +364,35 @@ impl Env {
         }
     }
 
-    // --- the simulator's inspection API ---
-
-    fn sim_url(&self, path: &str) -> String {
-        format!("{}sim/v1/{path}", self.sim.base_url())
+    /// An AMAPI client with the scenario's own service account, as an admin's EMM console would
+    /// use: for acting on devices behind the operator's back.
+    pub async fn console(&self) -> passcode_operator::amapi::AmapiClient {
+        let auth =
+            passcode_operator::amapi::ServiceAccount::from_file(&self.dir.join("sa.json"), None)
+                .await
+                .unwrap();
+        passcode_operator::amapi::AmapiClient::new(
+            auth,
+            passcode_operator::amapi::ClientOptions {
+                base_url: self.sim.base_url(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
     }
 
+    // --- the simulator's inspection API ---
+
     pub async fn sim_get(&self, path: &str) -> Value {
-        self.http
-            .get(self.sim_url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.sim.admin().get(path).await.unwrap()
     }
 
     pub async fn sim_send(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .request(method, self.sim_url(path))
-            .json(&body)
-            .send()
+        self.sim
+            .admin()
+            .send(method, path, Some(body))
             .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap_or(Value::Null)
+            .unwrap()
     }
 
     /// Every command the device received.

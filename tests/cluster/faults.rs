@@ -29,25 +29,7 @@ async fn killed_at_every_point_and_restarted_never_twice() {
     ] {
         let started = std::time::Instant::now();
         let test = format!("kill-{}", failpoint.replace(':', "-"));
-        let mut env = Env::with(
-            &test,
-            "      - id: wp\n",
-            PHONE,
-            OperatorOptions {
-                failpoint: Some(failpoint.into()),
-                ..Default::default()
-            },
-        )
-        .await;
-        env.secret("pc", "passcode", b"830417").await;
-        env.reset("r", "phone", spec()).await;
-        let exit = env
-            .operator
-            .as_mut()
-            .unwrap()
-            .wait_exit(Duration::from_secs(60))
-            .await;
-        assert!(!exit.success(), "{failpoint}: the operator crashed");
+        let mut env = Env::killed_at(&test, "      - id: wp\n", PHONE, failpoint).await;
         env.start_operator(OperatorOptions::default());
         let r = env.done("r").await;
         env.wait("r", "no finalizer left", |r| {

@@ -227,18 +227,7 @@ async fn a_command_cancelled_elsewhere_is_command_cancelled() {
         .await;
     // An admin cancels it in the EMM console (AMAPI operations.cancel).
     let op = r.status.unwrap().operation.unwrap();
-    let auth = passcode_operator::amapi::ServiceAccount::from_file(&env.dir.join("sa.json"), None)
-        .await
-        .unwrap();
-    let c = passcode_operator::amapi::AmapiClient::new(
-        auth,
-        passcode_operator::amapi::ClientOptions {
-            base_url: env.sim.base_url(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    c.cancel_operation(&op).await.unwrap();
+    env.console().await.cancel_operation(&op).await.unwrap();
     env.reason_is("r", Reason::CommandCancelled).await;
 }
 
@@ -428,27 +417,13 @@ async fn a_spec_edited_after_the_end_is_noted_and_not_acted_on() {
     assert_eq!(env.commands("phone").await.len(), 1, "and not acted on");
 }
 
+async fn killed_at(test: &str, failpoint: &str) -> Env {
+    Env::killed_at(test, POLICY, PHONE, failpoint).await
+}
+
 /// Stops the operator right after it claimed `r`, before it sent anything.
 async fn killed_at_the_claim(test: &str) -> Env {
-    let mut env = Env::with(
-        test,
-        POLICY,
-        PHONE,
-        OperatorOptions {
-            failpoint: Some("before-issue".into()),
-            ..Default::default()
-        },
-    )
-    .await;
-    env.secret("pc", "passcode", b"830417").await;
-    env.reset("r", "phone", with_secret()).await;
-    let status = env
-        .operator
-        .as_mut()
-        .unwrap()
-        .wait_exit(std::time::Duration::from_secs(60))
-        .await;
-    assert!(!status.success(), "the failpoint crashed the operator");
+    let env = killed_at(test, "before-issue").await;
     let claimed = env.resets().get("r").await.unwrap().status.unwrap();
     assert!(
         claimed.claimed_at.is_some() && claimed.operation.is_none(),
@@ -484,17 +459,7 @@ async fn killed_at_the_claim_waits_out_the_window_then_sends_once() {
 #[tokio::test]
 async fn look_alike_commands_end_outcome_unknown_without_another() {
     let mut env = killed_at_the_claim("crash-claim-twins").await;
-    let auth = passcode_operator::amapi::ServiceAccount::from_file(&env.dir.join("sa.json"), None)
-        .await
-        .unwrap();
-    let console = passcode_operator::amapi::AmapiClient::new(
-        auth,
-        passcode_operator::amapi::ClientOptions {
-            base_url: env.sim.base_url(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let console = env.console().await;
     let command = passcode_operator::amapi::model::Command {
         type_: passcode_operator::amapi::model::CommandType::ResetPassword,
         new_password: Some(zeroize::Zeroizing::new("147258".to_owned())),
@@ -525,23 +490,7 @@ async fn look_alike_commands_end_outcome_unknown_without_another() {
 
 #[tokio::test]
 async fn killed_after_issuing_adopts_the_command_instead_of_sending_another() {
-    let mut env = Env::with(
-        "crash-issue",
-        POLICY,
-        PHONE,
-        OperatorOptions {
-            failpoint: Some("after-issue".into()),
-            ..Default::default()
-        },
-    )
-    .await;
-    env.secret("pc", "passcode", b"830417").await;
-    env.reset("r", "phone", with_secret()).await;
-    env.operator
-        .as_mut()
-        .unwrap()
-        .wait_exit(std::time::Duration::from_secs(60))
-        .await;
+    let mut env = killed_at("crash-issue", "after-issue").await;
     assert_eq!(
         env.commands("phone").await.len(),
         1,
