@@ -526,11 +526,9 @@ async fn ceiling_run(
                             events.create(&PostParams::default(), &event).await?;
                         }
                         Write::Record => {
-                            let record = passcode_operator::reconcile::reset::record::record_for(
-                                &obj,
-                                ns,
-                                &jiff::Timestamp::now().to_string(),
-                            );
+                            use passcode_operator::reconcile::reset::record::{record_for, run_of};
+                            let run = run_of(&obj, &jiff::Timestamp::now().to_string());
+                            let record = record_for(&obj, ns, &[run]);
                             records.create(&PostParams::default(), &record).await?;
                         }
                     }

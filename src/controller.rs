@@ -1,11 +1,10 @@
 //! `passcode-operator run`: the two controllers, the AMAPI client, metrics and health, leader
 //! election and graceful shutdown.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -233,6 +232,7 @@ async fn controllers(
         controller: "passcode-operator".into(),
         instance: Some(cfg.identity.clone()),
     };
+    let events = Recorder::new(client.clone(), reporter);
     let ctx = Arc::new(Context {
         client: client.clone(),
         amapi,
@@ -240,16 +240,42 @@ async fn controllers(
             enterprises: cfg.enterprises.clone(),
             adoption_window: cfg.adoption_window,
         },
-        resets: reset_store.clone(),
         policies: policy_store.clone(),
-        recorder: Recorder::new(client, reporter),
+        recorder: events.clone(),
         metrics,
-        in_flight: Mutex::new(HashMap::new()),
         policy_resync: cfg.policy_resync,
-        operator_namespace: cfg.operator_namespace.clone(),
-        settled_operations,
-        claims_seen: Mutex::new(HashMap::new()),
+        cluster: reconcile::reset::edges::KubeCluster {
+            client,
+            resets: reset_store.clone(),
+            policies: policy_store.clone(),
+            settled_operations,
+            operator_namespace: cfg.operator_namespace.clone(),
+            events,
+        },
+        claims: Default::default(),
     });
+    // Claimed and not finished, as the cache shows them: a gauge that heals with the cache.
+    let in_flight_gauge = {
+        let (store, metrics) = (reset_store.clone(), ctx.metrics.clone());
+        let until = until.clone();
+        async move {
+            let count = async {
+                loop {
+                    let n = store
+                        .state()
+                        .iter()
+                        .filter(|r| {
+                            !r.phase().is_terminal()
+                                && r.status.as_ref().is_some_and(|s| s.claimed_at.is_some())
+                        })
+                        .count();
+                    metrics.commands_in_flight.set(n as i64);
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            };
+            tokio::select! { _ = count => {}, _ = until => {} }
+        }
+    };
     let controller_config = ControllerConfig::default().concurrency(cfg.concurrency);
     let reset_controller = Controller::for_stream(reset_events, reset_store.clone())
         .with_config(controller_config.clone())
@@ -274,16 +300,17 @@ async fn controllers(
             }
         }
     };
-    futures::join!(reset_controller, policy_controller, ready);
+    futures::join!(reset_controller, policy_controller, ready, in_flight_gauge);
 }
 
-fn error_policy<K>(_: Arc<K>, error: &reconcile::Error, _: Arc<Context>) -> Action {
+fn error_policy<K>(_: Arc<K>, error: &reconcile::Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_error(error.label());
     match error {
         reconcile::Error::Kube(kube::Error::Api(s)) if s.is_conflict() => {
             Action::requeue(Duration::from_millis(200))
         }
         e => {
-            error!(error = %e, "reconcile failed; retrying");
+            error!(error = %e, kind = e.label(), "reconcile failed; retrying");
             Action::requeue(Duration::from_secs(5))
         }
     }

@@ -26,6 +26,11 @@ pub struct ResourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransitionLabels {
     pub phase: &'static str,
     pub reason: &'static str,
@@ -46,6 +51,7 @@ pub struct Metrics {
     registry: Registry,
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub reconcile_duration: Family<ResourceLabels, Histogram>,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reset_transitions: Family<TransitionLabels, Counter>,
     pub commands_in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub amapi_calls: Family<CallLabels, Counter>,
@@ -83,6 +89,12 @@ impl Metrics {
             "PasscodeReset status transitions by phase and reason",
             reset_transitions.clone(),
         );
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by kind (conflict, kubernetes, invariant, unsettled)",
+            reconcile_errors.clone(),
+        );
         let commands_in_flight = Gauge::default();
         registry.register(
             "commands_in_flight",
@@ -119,6 +131,7 @@ impl Metrics {
             registry,
             reconciles,
             reconcile_duration,
+            reconcile_errors,
             reset_transitions,
             commands_in_flight,
             amapi_calls,
@@ -134,6 +147,12 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String");
         out
+    }
+
+    pub fn reconcile_error(&self, kind: &'static str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels { kind })
+            .inc();
     }
 
     pub fn reconciled(&self, resource: &'static str, ok: bool, took: Duration) {
@@ -175,6 +194,7 @@ mod tests {
     fn encodes_every_family() {
         let m = Metrics::new();
         m.reconciled("passcodereset", true, Duration::from_millis(3));
+        m.reconcile_error("invariant");
         AmapiMetrics(Arc::new(Metrics::new())).call("devices.get", "ok", Duration::from_millis(1));
         m.reset_transitions
             .get_or_create(&TransitionLabels {
@@ -188,6 +208,7 @@ mod tests {
             "passcode_operator_reconcile_duration_seconds_bucket",
             "passcode_operator_reset_transitions_total{phase=\"Succeeded\",reason=\"PasscodeReset\"} 1",
             "passcode_operator_commands_in_flight",
+            "passcode_operator_reconcile_errors_total{kind=\"invariant\"} 1",
             "passcode_operator_amapi_rate_limit_wait_seconds_total",
             "passcode_operator_leader",
         ] {

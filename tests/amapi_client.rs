@@ -1,16 +1,21 @@
 //! The AMAPI client against the simulator over real HTTP (OAuth JWT signing included): every
-//! call, every failure class, exactly-once of issueCommand, and the passcode never leaking.
+//! call, every failure class, exactly-once of issueCommand, and the passcode never leaking. For
+//! replies the simulator never gives (endless or looping pages, 408, 409), a scripted stand-in
+//! serves AMAPI while the simulator still issues the tokens.
 
 mod support;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::extract::ConnectInfo;
+use passcode_operator::amapi::client::{MAX_OPERATION_PAGES, OPERATIONS_PAGE_SIZE};
 use passcode_operator::amapi::model::{
     Command, CommandType, OperationOutcome, PasswordRequirements, PasswordScope, Policy,
-    ResetPasswordFlag, google_duration,
+    ResetPasswordFlag, google_duration, google_duration_nanos, parse_google_duration_nanos,
 };
 use passcode_operator::amapi::retry::RetryPolicy;
 use passcode_operator::amapi::{AmapiClient, AmapiError, ClientOptions, ServiceAccount};
@@ -46,13 +51,18 @@ impl Setup {
     }
 
     async fn client(&self, retry: RetryPolicy) -> AmapiClient {
+        self.client_for(&self.sim.base_url(), retry).await
+    }
+
+    /// A client that gets its tokens from the simulator and sends AMAPI calls to `base_url`.
+    async fn client_for(&self, base_url: &str, retry: RetryPolicy) -> AmapiClient {
         let auth = ServiceAccount::from_file(&self.dir.join("sa.json"), None)
             .await
             .unwrap();
         AmapiClient::new(
             auth,
             ClientOptions {
-                base_url: self.sim.base_url(),
+                base_url: base_url.to_owned(),
                 requests_per_second: 200.0,
                 burst: 50,
                 retry,
@@ -629,4 +639,320 @@ fn request_bodies_fit_the_discovery_document() {
         )
         .is_err()
     );
+}
+
+// ---- replies the simulator never gives: a scripted stand-in for AMAPI ----
+
+/// One request the stand-in received.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    /// Path and query as sent.
+    uri: String,
+    /// The client's end of the connection: a new port is a new connection.
+    peer: SocketAddr,
+}
+
+impl Seen {
+    fn query(&self, key: &str) -> Option<String> {
+        let (_, query) = self.uri.split_once('?')?;
+        query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == key).then(|| v.to_owned())
+        })
+    }
+}
+
+type Answer = Box<dyn Fn(&Seen) -> (u16, Value) + Send + Sync>;
+
+/// Answers every request with what `answer` says, and records it.
+struct Fake {
+    base_url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    answer: Arc<Mutex<Answer>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Fake {
+    async fn start(answer: impl Fn(&Seen) -> (u16, Value) + Send + Sync + 'static) -> Fake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}/", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answer: Arc<Mutex<Answer>> = Arc::new(Mutex::new(Box::new(answer)));
+        let (log, script) = (seen.clone(), answer.clone());
+        let app = axum::Router::new().fallback(
+            move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                  method: axum::http::Method,
+                  uri: axum::http::Uri| {
+                let request = Seen {
+                    method: method.to_string(),
+                    uri: uri.to_string(),
+                    peer,
+                };
+                log.lock().unwrap().push(request.clone());
+                let (status, body) = (script.lock().unwrap())(&request);
+                async move {
+                    (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        axum::Json(body),
+                    )
+                }
+            },
+        );
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Fake {
+            base_url,
+            seen,
+            answer,
+            server,
+        }
+    }
+
+    fn answer(&self, answer: impl Fn(&Seen) -> (u16, Value) + Send + Sync + 'static) {
+        *self.answer.lock().unwrap() = Box::new(answer);
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn operation(id: &str, done: bool) -> Value {
+    json!({"name": format!("{PHONE}/operations/{id}"), "done": done})
+}
+
+fn google_error(code: u16, status: &str) -> (u16, Value) {
+    (
+        code,
+        json!({"error": {"code": code, "message": format!("scripted {status}"), "status": status}}),
+    )
+}
+
+/// A command created between two pages shifts one onto the next page as well: it is listed once,
+/// as last read.
+#[tokio::test]
+async fn list_operations_lists_each_operation_once() {
+    let s = Setup::new("list-dedup", FLEET).await;
+    let fake = Fake::start(|seen| match seen.query("pageToken").as_deref() {
+        None => (
+            200,
+            json!({"operations": [operation("1", true), operation("2", false)], "nextPageToken": "p2"}),
+        ),
+        Some("p2") => (
+            200,
+            json!({"operations": [operation("2", true), operation("3", false)]}),
+        ),
+        Some(_) => google_error(400, "INVALID_ARGUMENT"),
+    })
+    .await;
+    let c = s.client_for(&fake.base_url, once()).await;
+    let ops = c.list_operations(PHONE).await.unwrap();
+    let ids: Vec<&str> = ops
+        .iter()
+        .map(|o| o.name.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(ids, ["1", "2", "3"]);
+    assert!(ops[1].done, "the copy read last is kept");
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen.iter()
+            .all(|r| r.query("pageSize") == Some(OPERATIONS_PAGE_SIZE.to_string()))
+    );
+    s.sim.shutdown().await;
+}
+
+/// A server that hands back a page token it already gave makes the listing fail as unavailable,
+/// without looping.
+#[tokio::test]
+async fn list_operations_stops_at_a_repeated_page_token() {
+    let s = Setup::new("list-loop", FLEET).await;
+    // A → B → A.
+    let fake = Fake::start(|seen| {
+        let next = match seen.query("pageToken").as_deref() {
+            None | Some("B") => "A",
+            _ => "B",
+        };
+        (
+            200,
+            json!({"operations": [operation("1", false)], "nextPageToken": next}),
+        )
+    })
+    .await;
+    let c = s.client_for(&fake.base_url, fast()).await;
+    let e = c.list_operations(PHONE).await.unwrap_err();
+    assert!(
+        matches!(e, AmapiError::Transient { status: None, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("page token"), "{e}");
+    assert_eq!(
+        fake.seen().len(),
+        3,
+        "stopped on the first token seen twice"
+    );
+
+    // The same token over and over.
+    fake.answer(|_| (200, json!({"operations": [], "nextPageToken": "same"})));
+    let before = fake.seen().len();
+    let e = c.list_operations(PHONE).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert_eq!(fake.seen().len() - before, 2);
+    s.sim.shutdown().await;
+}
+
+/// Pages that never end: the listing stops after the cap, as unavailable.
+#[tokio::test]
+async fn list_operations_stops_after_the_page_cap() {
+    let s = Setup::new("list-cap", FLEET).await;
+    let fake = Fake::start(|seen| {
+        let n: u64 = seen
+            .query("pageToken")
+            .and_then(|t| t.strip_prefix('p').map(str::to_owned))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        (
+            200,
+            json!({"operations": [operation(&n.to_string(), false)], "nextPageToken": format!("p{}", n + 1)}),
+        )
+    })
+    .await;
+    let c = s.client_for(&fake.base_url, fast()).await;
+    let e = c.list_operations(PHONE).await.unwrap_err();
+    assert!(
+        matches!(e, AmapiError::Transient { status: None, .. }),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains(&format!("more than {MAX_OPERATION_PAGES} pages")),
+        "{e}"
+    );
+    assert_eq!(fake.seen().len(), MAX_OPERATION_PAGES);
+    s.sim.shutdown().await;
+}
+
+/// How each answer to issueCommand is classified, and how often the client sends it.
+#[tokio::test]
+async fn issue_command_failures_are_classified_by_what_they_say_about_the_command() {
+    let s = Setup::new("issue-classes", FLEET).await;
+    let fake = Fake::start(|_| (200, json!({}))).await;
+    let c = s.client_for(&fake.base_url, fast()).await;
+    let retries = fast().max_attempts as usize;
+    // (answer, expected class, requests sent)
+    let cases: Vec<((u16, Value), &str, usize)> = vec![
+        // The server timed out reading the request: nothing processed, retried.
+        ((408, Value::Null), "transient", retries),
+        (google_error(408, "DEADLINE_EXCEEDED"), "transient", retries),
+        // ABORTED: nothing created; the caller tries again later, not this call.
+        (google_error(409, "ABORTED"), "transient", 1),
+        (google_error(409, "ALREADY_EXISTS"), "terminal", 1),
+        (google_error(400, "INVALID_ARGUMENT"), "terminal", 1),
+        (
+            google_error(429, "RESOURCE_EXHAUSTED"),
+            "transient",
+            retries,
+        ),
+        (google_error(500, "INTERNAL"), "ambiguous", 1),
+        (google_error(503, "UNAVAILABLE"), "ambiguous", 1),
+        (google_error(504, "DEADLINE_EXCEEDED"), "ambiguous", 1),
+    ];
+    for ((status, body), class, sent) in cases {
+        let reply = (status, body.clone());
+        fake.answer(move |_| reply.clone());
+        let before = fake.seen().len();
+        let e = c
+            .issue_command(PHONE, &reset_command("830417"))
+            .await
+            .unwrap_err();
+        let what = format!("HTTP {status} {body}");
+        assert_eq!(e.outcome(), class, "{what}: {e}");
+        assert_eq!(fake.seen().len() - before, sent, "{what}: requests sent");
+        if class == "transient" {
+            assert_eq!(e.http_status(), Some(status), "{what}");
+        }
+    }
+    s.sim.shutdown().await;
+}
+
+/// After an ambiguous issueCommand the calls that look for the command go out on a new
+/// connection, not behind the one that may still carry the request.
+#[tokio::test]
+async fn after_an_ambiguous_command_calls_use_a_new_connection() {
+    let s = Setup::new("fresh-connection", FLEET).await;
+    let fake = Fake::start(|seen| match seen.method.as_str() {
+        "POST" => google_error(503, "UNAVAILABLE"),
+        _ => (200, json!({"operations": []})),
+    })
+    .await;
+    let c = s.client_for(&fake.base_url, once()).await;
+    for _ in 0..3 {
+        c.list_operations(PHONE).await.unwrap();
+    }
+    let seen = fake.seen();
+    assert!(
+        seen.windows(2).any(|w| w[0].peer == w[1].peer),
+        "calls normally share a connection: {seen:?}"
+    );
+    let e = c
+        .issue_command(PHONE, &reset_command("830417"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AmapiError::Ambiguous { .. }), "{e}");
+    c.list_operations(PHONE).await.unwrap();
+    c.list_operations(PHONE).await.unwrap();
+    let seen = fake.seen();
+    let (before, after) = seen.split_at(seen.len() - 2);
+    for later in after {
+        assert!(
+            before.iter().all(|r| r.peer != later.peer),
+            "a call after the ambiguous one reused a connection: {seen:?}"
+        );
+    }
+    s.sim.shutdown().await;
+}
+
+/// The simulator's late-creation fault, seen by the client: an ambiguous failure, nothing listed
+/// right after, then the command, with the duration exactly as sent.
+#[tokio::test]
+async fn a_command_created_after_the_client_gave_up_shows_up_later() {
+    let s = Setup::new("late", FLEET).await;
+    let c = s.client(fast()).await;
+    s.faults(json!({"lateCreationRate": 1.0, "lateCreationDelay": "300s"}))
+        .await;
+    let mut command = reset_command("830417");
+    command.duration = Some(google_duration_nanos(600, 123_456));
+    let e = c.issue_command(PHONE, &command).await.unwrap_err();
+    assert!(matches!(e, AmapiError::Ambiguous { .. }), "{e}");
+    assert_eq!(s.counter("devices.issueCommand").await, 1, "sent once");
+    assert!(c.list_operations(PHONE).await.unwrap().is_empty());
+    s.faults(json!({})).await;
+    s.admin_send(
+        reqwest::Method::POST,
+        "clock:advance",
+        json!({"seconds": 301}),
+    )
+    .await;
+    let ops = c.list_operations(PHONE).await.unwrap();
+    assert_eq!(ops.len(), 1);
+    let duration = ops[0].metadata.as_ref().unwrap().duration.as_deref();
+    assert_eq!(duration, Some("600.000123456s"));
+    assert_eq!(
+        duration.and_then(parse_google_duration_nanos),
+        Some(600_000_123_456)
+    );
+    s.sim.shutdown().await;
 }

@@ -1,7 +1,8 @@
 //! The AMAPI client: typed calls, one rate limiter, retries for calls that are safe to repeat,
 //! and `issueCommand` never repeated blindly.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -18,6 +19,13 @@ use super::retry::RetryPolicy;
 
 /// Google's endpoint; the simulator's for tests and dry runs.
 pub const DEFAULT_BASE_URL: &str = "https://androidmanagement.googleapis.com/";
+
+/// The most `operations.list` pages read for one device (of [`OPERATIONS_PAGE_SIZE`]): past
+/// that, something is wrong (a server that never ends its pages, or a device flooded with
+/// commands), and the listing fails as unavailable rather than running on.
+pub const MAX_OPERATION_PAGES: usize = 50;
+/// Operations asked for per `operations.list` page (AMAPI's maximum).
+pub const OPERATIONS_PAGE_SIZE: usize = 100;
 
 /// How the client behaves; every knob has a production default.
 #[derive(Clone, Debug)]
@@ -49,7 +57,9 @@ pub struct AmapiClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    /// Replaced after an ambiguous `issueCommand`, so later calls do not ride the connection
+    /// that may still be delivering it.
+    http: RwLock<reqwest::Client>,
     base_url: String,
     auth: ServiceAccount,
     limiter: RateLimiter,
@@ -84,12 +94,7 @@ struct Call<'a> {
 impl AmapiClient {
     pub fn new(auth: ServiceAccount, options: ClientOptions) -> Result<Self, AmapiError> {
         crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("passcode-operator/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let http = http_client(options.timeout)
             .map_err(|e| AmapiError::Auth(format!("cannot build the HTTP client: {e}")))?;
         let mut base_url = options.base_url;
         if !base_url.ends_with('/') {
@@ -97,7 +102,7 @@ impl AmapiClient {
         }
         Ok(AmapiClient {
             inner: Arc::new(Inner {
-                http,
+                http: RwLock::new(http),
                 base_url,
                 auth,
                 limiter: RateLimiter::new(options.requests_per_second, options.burst),
@@ -147,8 +152,10 @@ impl AmapiClient {
     }
 
     /// `devices.issueCommand`. Sent at most once, except when it is certain the command was not
-    /// created (429, connection refused, 401 before a token refresh). Anything else that leaves
-    /// the outcome open is [`AmapiError::Ambiguous`]: look at [`Self::list_operations`].
+    /// created (429, 408, connection refused, 401 before a token refresh). A 409 ABORTED is
+    /// [`AmapiError::Transient`] too (not created) but not sent again here. Anything else that
+    /// leaves the outcome open (5xx, a timeout, a cut connection, an unreadable reply) is
+    /// [`AmapiError::Ambiguous`]: look at [`Self::list_operations`].
     pub async fn issue_command(
         &self,
         device: &str,
@@ -193,24 +200,56 @@ impl AmapiClient {
         self.call(Call::get("operations.get", name)?).await
     }
 
-    /// `operations.list` for one device, every page.
+    /// `operations.list` for one device, every page, each operation once (a command created
+    /// while paging can shift one onto the next page too; the copy read last is kept). At most
+    /// [`MAX_OPERATION_PAGES`] pages, and a page token seen twice stops it: both fail as
+    /// transient, never loop.
     pub async fn list_operations(&self, device: &str) -> Result<Vec<Operation>, AmapiError> {
+        const METHOD: &str = "operations.list";
         let parent = format!("{}/operations", checked_name(device)?);
-        let mut operations = Vec::new();
+        let mut operations: Vec<Operation> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut tokens: HashSet<String> = HashSet::new();
         let mut token: Option<String> = None;
-        loop {
-            let mut call = Call::get("operations.list", &parent)?;
-            call.query.push(("pageSize", "100".into()));
+        for _ in 0..MAX_OPERATION_PAGES {
+            let mut call = Call::get(METHOD, &parent)?;
+            call.query
+                .push(("pageSize", OPERATIONS_PAGE_SIZE.to_string()));
             if let Some(t) = token.take() {
                 call.query.push(("pageToken", t));
             }
             let page: ListOperationsResponse = self.call(call).await?;
-            operations.extend(page.operations);
+            for op in page.operations {
+                match index.get(&op.name) {
+                    Some(&i) => operations[i] = op,
+                    None => {
+                        index.insert(op.name.clone(), operations.len());
+                        operations.push(op);
+                    }
+                }
+            }
             match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
                 None => return Ok(operations),
+                Some(t) if !tokens.insert(t.clone()) => {
+                    return Err(listing_stopped(
+                        METHOD,
+                        format!(
+                            "AMAPI returned a page token it had already returned for {device}; \
+                             stopped listing rather than loop"
+                        ),
+                    ));
+                }
+                Some(t) => token = Some(t),
             }
         }
+        Err(listing_stopped(
+            METHOD,
+            format!(
+                "{device} has more than {MAX_OPERATION_PAGES} pages of operations (over {} \
+                 operations); stopped listing",
+                MAX_OPERATION_PAGES * OPERATIONS_PAGE_SIZE
+            ),
+        ))
     }
 
     /// `operations.cancel`: best effort; a cancelled operation ends with `error.code = 1`.
@@ -253,6 +292,9 @@ impl AmapiClient {
     async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, AmapiError> {
         let started = Instant::now();
         let result = self.attempts(&call).await;
+        if matches!(result, Err(AmapiError::Ambiguous { .. })) {
+            self.fresh_connections();
+        }
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
@@ -284,6 +326,7 @@ impl AmapiClient {
                 Step::Done(value) => return Ok(value),
                 Step::Again => continue, // the token was refreshed: not an attempt that reached AMAPI
                 Step::Fail(e) => e,
+                Step::Stop(e) => return Err(scrub(e, call.secret)),
             };
             let retry_after = match &error {
                 AmapiError::Transient { retry_after, .. } => *retry_after,
@@ -307,6 +350,18 @@ impl AmapiClient {
         }
     }
 
+    /// Drops the connection pool: a request whose fate is unknown may still sit in a
+    /// connection's send buffer, and the calls that go looking for its command must not queue
+    /// behind it (HTTP/2 puts every call on one connection). Calls in flight keep theirs.
+    fn fresh_connections(&self) {
+        match http_client(self.inner.timeout) {
+            Ok(http) => *self.inner.http.write().expect("http client lock") = http,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build a fresh HTTP client; keeping the old one")
+            }
+        }
+    }
+
     async fn attempt<T: DeserializeOwned>(&self, call: &Call<'_>, refreshed: &mut bool) -> Step<T> {
         let inner = &self.inner;
         let waited = inner.limiter.acquire().await;
@@ -326,8 +381,8 @@ impl AmapiClient {
                 retry_after: None,
             });
         }
-        let mut request = inner
-            .http
+        let http = inner.http.read().expect("http client lock").clone();
+        let mut request = http
             .request(
                 call.http.clone(),
                 format!("{}v1/{}", inner.base_url, call.path),
@@ -405,6 +460,28 @@ impl AmapiClient {
                 message,
                 retry_after,
             }),
+            // The server gave up waiting for the request before it was processed: safe to send
+            // again, even a command.
+            StatusCode::REQUEST_TIMEOUT => Step::Fail(AmapiError::Transient {
+                method: call.method,
+                status: Some(408),
+                rpc_status,
+                message,
+                retry_after,
+            }),
+            // ABORTED: a conflict refused before a command was created. Certainly not created,
+            // but not retried at once either (Google: do not retry 409); the caller tries later.
+            StatusCode::CONFLICT
+                if unsafe_to_repeat && rpc_status.as_deref() == Some("ABORTED") =>
+            {
+                Step::Stop(AmapiError::Transient {
+                    method: call.method,
+                    status: Some(409),
+                    rpc_status,
+                    message,
+                    retry_after,
+                })
+            }
             // UNIMPLEMENTED (operations.list may answer it): asking again will not help.
             StatusCode::NOT_IMPLEMENTED => Step::Fail(AmapiError::Terminal {
                 method: call.method,
@@ -437,6 +514,8 @@ enum Step<T> {
     Done(T),
     Again,
     Fail(AmapiError),
+    /// Failed, and not to be tried again by this call even when transient.
+    Stop(AmapiError),
 }
 
 impl<'a> Call<'a> {
@@ -460,6 +539,32 @@ impl<'a> Call<'a> {
             Method::GET,
             checked_name(name)?.to_owned(),
         ))
+    }
+}
+
+/// The HTTP client. `TCP_USER_TIMEOUT` makes the kernel give up on bytes the server never
+/// acknowledges after `timeout` instead of retransmitting them for many minutes: a request the
+/// client has given up on must not reach Google much later.
+fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("passcode-operator/", env!("CARGO_PKG_VERSION")));
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    let builder = builder.tcp_user_timeout(timeout);
+    builder.build()
+}
+
+/// A listing that was stopped on purpose: unavailable for now, nothing the caller did wrong.
+fn listing_stopped(method: &'static str, message: String) -> AmapiError {
+    tracing::warn!(method, %message, "amapi listing stopped");
+    AmapiError::Transient {
+        method,
+        status: None,
+        rpc_status: None,
+        message,
+        retry_after: None,
     }
 }
 

@@ -6,8 +6,9 @@ use std::time::Duration;
 /// request or response body (the passcode travels in one).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AmapiError {
-    /// Worth retrying later: 429, 5xx, timeouts, connection failures. The call was not (or, for
-    /// safe calls, need not be known to have been) carried out.
+    /// Worth retrying later: 429, 408, 5xx, timeouts, connection failures, and for
+    /// `issueCommand` a 409 ABORTED; also a listing stopped on purpose (no status). The call was
+    /// not (or, for safe calls, need not be known to have been) carried out.
     #[error("{method}: temporarily unavailable ({}): {message}", status_text(*.status, .rpc_status))]
     Transient {
         method: &'static str,
@@ -16,7 +17,7 @@ pub enum AmapiError {
         message: String,
         retry_after: Option<Duration>,
     },
-    /// Will fail the same way again: 400, 403, 404, 409 and other 4xx.
+    /// Will fail the same way again: 400, 403, 404, 409 (but see `Transient`) and other 4xx.
     #[error("{method}: refused ({}): {message}", status_text(Some(*.status), .rpc_status))]
     Terminal {
         method: &'static str,

@@ -447,6 +447,50 @@ pub fn parse_google_duration(text: &str) -> Option<u64> {
     whole.parse().ok()
 }
 
+const NANOS_PER_SEC: u32 = 1_000_000_000;
+
+/// Formats whole seconds plus nanoseconds as protobuf's JSON writes a Duration, which is how
+/// Google echoes `Command.duration`: `"600s"`, else 3, 6 or 9 fractional digits (`"1.500s"`,
+/// `"600.000123s"`, `"600.000123456s"`). Nanoseconds of a second or more carry into the seconds.
+pub fn google_duration_nanos(secs: u64, nanos: u32) -> String {
+    let secs = secs.saturating_add(u64::from(nanos / NANOS_PER_SEC));
+    let nanos = nanos % NANOS_PER_SEC;
+    if nanos == 0 {
+        format!("{secs}s")
+    } else if nanos.is_multiple_of(1_000_000) {
+        format!("{secs}.{:03}s", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        format!("{secs}.{:06}s", nanos / 1_000)
+    } else {
+        format!("{secs}.{nanos:09}s")
+    }
+}
+
+/// Parses a google-duration exactly into nanoseconds: digits, an optional fraction of 1 to 9
+/// digits, then `s` (`"600.000123456s"` is 600_000_123_456). Negative or malformed text is
+/// `None`. Any number of fractional digits up to 9 is accepted, so `"1.5s"` and `"1.500s"` are
+/// equal: compare durations by value, never as text.
+pub fn parse_google_duration_nanos(text: &str) -> Option<u128> {
+    let number = text.strip_suffix('s')?;
+    let (whole, fraction) = match number.split_once('.') {
+        Some((w, f)) if !f.is_empty() => (w, f),
+        Some(_) => return None,
+        None => (number, ""),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || fraction.len() > 9 {
+        return None;
+    }
+    let secs: u64 = whole.parse().ok()?;
+    // Right-padded to 9 digits: ".5" is 500_000_000 ns.
+    let nanos: u32 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<9}").parse().ok()?
+    };
+    Some(u128::from(secs) * u128::from(NANOS_PER_SEC) + u128::from(nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,5 +593,67 @@ mod tests {
         assert_eq!(parse_google_duration("600s"), Some(600));
         assert_eq!(parse_google_duration("1.5s"), Some(1));
         assert_eq!(parse_google_duration("600"), None);
+        assert_eq!(parse_google_duration("600.000123456s"), Some(600));
+    }
+
+    #[test]
+    fn durations_with_nanoseconds_are_exact() {
+        for (secs, nanos, text) in [
+            (600, 0, "600s"),
+            (600, 123_456, "600.000123456s"),
+            (600, 123_000, "600.000123s"),
+            (1, 500_000_000, "1.500s"),
+            (0, 1, "0.000000001s"),
+            (0, 999_999_999, "0.999999999s"),
+            (1, 1_000_000_000, "2s"),
+        ] {
+            let formatted = google_duration_nanos(secs, nanos);
+            assert_eq!(formatted, text);
+            let total = u128::from(secs) * 1_000_000_000 + u128::from(nanos);
+            assert_eq!(
+                parse_google_duration_nanos(&formatted),
+                Some(total),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            google_duration_nanos(600, 0),
+            google_duration(600),
+            "whole seconds look the same either way"
+        );
+        assert_eq!(
+            parse_google_duration_nanos("600.000123456s"),
+            Some(600_000_123_456)
+        );
+        assert_eq!(parse_google_duration_nanos("1.5s"), Some(1_500_000_000));
+        assert_eq!(
+            parse_google_duration_nanos("1.5s"),
+            parse_google_duration_nanos("1.500000000s")
+        );
+        // Protobuf's largest Duration, in nanoseconds, fits.
+        assert_eq!(
+            parse_google_duration_nanos("315576000000.999999999s"),
+            Some(315_576_000_000_999_999_999)
+        );
+        assert_eq!(
+            google_duration_nanos(u64::MAX, 999_999_999),
+            format!("{}.999999999s", u64::MAX)
+        );
+        for bad in [
+            "600",
+            "s",
+            "-5s",
+            "1.s",
+            ".5s",
+            "1e3s",
+            "10m",
+            "1.0000000001s",
+            "1.5",
+            " 1s",
+            "1,5s",
+            "+1s",
+        ] {
+            assert_eq!(parse_google_duration_nanos(bad), None, "{bad}");
+        }
     }
 }

@@ -13,8 +13,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use passcode_reset::{
-    DeviceSnapshot, PasscodeReset, PasscodeResetSpec, PasscodeResetStatus, Phase, Reason,
-    RequirementCheck, SecretKeySelector, SecretSource,
+    ClaimedCommand, DeviceSnapshot, PasscodeReset, PasscodeResetSpec, PasscodeResetStatus, Phase,
+    Reason, RequirementCheck, SecretKeySelector, SecretSource,
 };
 pub use policy::{
     AmapiPolicyStatus, Enforcement, PolicyRequirements, RequirePasswordUnlock, UnifiedLockSettings,

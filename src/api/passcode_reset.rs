@@ -182,6 +182,9 @@ reasons! {
     /// A reset with this name and spec was acted on, deleted and created again (as GitOps
     /// self-heal does); it does not run twice.
     Recreated => Failed,
+    /// The name has been used for as many different resets as its record keeps (32); none of
+    /// them may run twice, so it is not used for another.
+    RecordFull => Failed,
     /// The device did not carry out the command before it expired.
     CommandExpired => Failed,
     /// The command was cancelled before the device acted.
@@ -267,6 +270,10 @@ pub struct PasscodeResetStatus {
     /// operation means a command may have been sent: the operator never issues a second one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_at: Option<Time>,
+    /// The command the claim stands for, fixed at claim time: recovery and cancellation follow
+    /// this, never a spec edited later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_command: Option<ClaimedCommand>,
     /// When the command was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<Time>,
@@ -276,6 +283,25 @@ pub struct PasscodeResetStatus {
     /// When the reset reached Succeeded or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Time>,
+}
+
+/// What a claim sets out to send: the device and the command's parameters (never the passcode).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimedCommand {
+    /// The device the command goes to.
+    #[schemars(length(max = 140))]
+    pub device: String,
+    /// Whether the command carries a new passcode (false: it clears the passcode).
+    pub new_passcode: bool,
+    /// AMAPI flag LOCK_NOW.
+    pub lock_now: bool,
+    /// AMAPI flag REQUIRE_ENTRY.
+    pub require_entry: bool,
+    /// The exact Command.duration sent, such as `600.000123456s`. Its nanoseconds are drawn per
+    /// claim, so the command this claim created can be told from any other on the device.
+    #[schemars(length(max = 32))]
+    pub duration: String,
 }
 
 impl PasscodeReset {

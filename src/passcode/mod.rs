@@ -8,7 +8,9 @@
 //!
 //! The pipeline:
 //!
-//! 1. [`Requirements`] is the judged part of one AMAPI `PasswordRequirements`.
+//! 1. [`Requirements`] is the judged part of one AMAPI `PasswordRequirements`
+//!    ([`Requirements::from_amapi`] and [`Requirements::to_amapi`] are the one
+//!    mapping between the two; an unknown quality reads as [`UNKNOWN_QUALITY`]).
 //! 2. [`Governing::from_requirements`] turns each into Android's minimum metrics
 //!    (`PasswordPolicy.getMinMetrics`) plus a minimum complexity band, and merges
 //!    them field by field, strictest wins.
@@ -48,11 +50,13 @@
 //! let any password through; being strict here only costs a refused request,
 //! never a failed command.
 
+mod amapi_mapping;
 mod judge;
 mod metrics;
 mod requirements;
 mod secret;
 
+pub use amapi_mapping::UNKNOWN_QUALITY;
 pub use judge::{Check, RULES, Verdict, judge};
 pub use metrics::{Complexity, CredentialType, Metrics, max_length_sequence};
 pub use requirements::{Governing, PasswordQuality, RequiredCredential, Requirements};

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::amapi::model::{Device, ManagementMode, PasswordRequirements, PasswordScope};
+use crate::amapi::model::{Device, ManagementMode, PasswordScope};
 use crate::api::WorkProfilePasscodePolicy;
-use crate::passcode::{Governing, PasswordQuality, Requirements};
+use crate::passcode::{Governing, Requirements};
 
 /// The requirements in force and the policies they came from.
 #[derive(Debug)]
@@ -48,7 +48,7 @@ pub fn governed(device: &Device, policies: &[Arc<WorkProfilePasscodePolicy>]) ->
             PasswordScope::Other(_) => true, // unknown scope: assume it applies (stricter)
         };
         if applies {
-            requirements.push(from_amapi(applied));
+            requirements.push(Requirements::from_amapi(applied));
             device_reported = true;
         }
     }
@@ -67,35 +67,12 @@ pub fn governed(device: &Device, policies: &[Arc<WorkProfilePasscodePolicy>]) ->
     }
 }
 
-/// AMAPI PasswordRequirements → the engine's. An unknown quality is taken as "some passcode"
-/// (never looser than nothing; the device has the final word anyway).
-pub fn from_amapi(r: &PasswordRequirements) -> Requirements {
-    let quality = r
-        .password_quality
-        .as_deref()
-        .map(|q| {
-            serde_json::from_value::<PasswordQuality>(serde_json::Value::String(q.to_owned()))
-                .unwrap_or(PasswordQuality::Something)
-        })
-        .unwrap_or_default();
-    let count = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
-    Requirements {
-        quality,
-        minimum_length: count(r.password_minimum_length),
-        minimum_letters: count(r.password_minimum_letters),
-        minimum_lower_case: count(r.password_minimum_lower_case),
-        minimum_upper_case: count(r.password_minimum_upper_case),
-        minimum_non_letter: count(r.password_minimum_non_letter),
-        minimum_numeric: count(r.password_minimum_numeric),
-        minimum_symbols: count(r.password_minimum_symbols),
-        history_length: count(r.password_history_length),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::amapi::model::PasswordRequirements;
     use crate::api::{PolicyRequirements, WorkProfilePasscodePolicySpec};
+    use crate::passcode::PasswordQuality;
 
     fn policy(
         name: &str,
@@ -206,7 +183,12 @@ mod tests {
 
     #[test]
     fn unknown_quality_still_requires_a_passcode() {
-        let r = from_amapi(&applied("SCOPE_UNSPECIFIED", "QUANTUM_RESISTANT", 4));
-        assert_eq!(r.quality, PasswordQuality::Something);
+        let dev = device(
+            ManagementMode::ProfileOwner,
+            vec![applied("SCOPE_UNSPECIFIED", "QUANTUM_RESISTANT", 4)],
+        );
+        let g = governed(&dev, &[]);
+        assert!(g.device_reported);
+        assert!(g.governing.requires_passcode(), "clearing is refused");
     }
 }

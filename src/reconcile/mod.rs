@@ -5,38 +5,32 @@ pub mod govern;
 pub mod policy;
 pub mod reset;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
 use crate::amapi::AmapiClient;
-use crate::api::{PasscodeReset, WorkProfilePasscodePolicy};
+use crate::api::WorkProfilePasscodePolicy;
 use crate::metrics::Metrics;
 
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
     pub amapi: AmapiClient,
+    /// What the operator may act on (both reconcilers read it).
     pub config: reset::decide::Config,
-    pub resets: Store<PasscodeReset>,
     pub policies: Store<WorkProfilePasscodePolicy>,
+    /// Publishes Events (the policy reconciler's; the reset's go through `cluster`).
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
-    /// Devices with a reset claimed by this process and not finished: device → reset
-    /// (`namespace/name`). Fresher than the cache, which may not show a claim just written.
-    pub in_flight: Mutex<HashMap<String, String>>,
     /// How often Enforce policies are compared with AMAPI to correct drift.
     pub policy_resync: std::time::Duration,
-    /// Where the records of resets acted on are kept (see `reset::record`).
-    pub operator_namespace: String,
-    /// Operations of finished resets that left the cache (see `reset::cached`).
-    pub settled_operations: Arc<reset::cached::SettledOperations>,
-    /// Claims without a recorded operation, by reset (`namespace/name`): the claim's `claimedAt`
-    /// and when this process wrote or first saw it, on its monotonic clock.
-    pub claims_seen: Mutex<HashMap<String, (String, std::time::Instant)>>,
+    /// Kubernetes as the reset reconciler sees it.
+    pub cluster: reset::edges::KubeCluster,
+    /// The claims this process wrote (see `reset::claims`).
+    pub claims: reset::claims::Claims,
 }
 
 /// A reconcile that could not finish; the controller retries it with backoff.
@@ -44,6 +38,22 @@ pub struct Context {
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Other(String),
+    /// A broken invariant of the operator's own: a bug, never the user's input.
+    #[error("internal error: {0}")]
+    Invariant(&'static str),
+    /// The decision asked for more steps than any path needs; the next reconcile starts over.
+    #[error("the decision did not settle; looking again")]
+    Unsettled,
+}
+
+impl Error {
+    /// For the `reconcile_errors` metric and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(s)) if s.is_conflict() => "conflict",
+            Error::Kube(_) => "kubernetes",
+            Error::Invariant(_) => "invariant",
+            Error::Unsettled => "unsettled",
+        }
+    }
 }

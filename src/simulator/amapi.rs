@@ -1,13 +1,14 @@
 //! The AMAPI endpoints, under `/v1/`, with the paths Google serves. Every call goes through the
 //! same gate, in the order Google's front end applies them: authentication (401, does not use
 //! quota), the project quota (429), injected faults (503/500/429, not processed); then the call
-//! is processed, the injected latency added, and possibly the connection dropped.
+//! is processed, the injected latency added, and possibly the connection dropped. Under the
+//! late-creation fault an issueCommand is checked, answered 504, and its command created later.
 //!
 //! Custom methods (`:issueCommand`, `:cancel`) are part of the last path segment; axum cannot
 //! route on them, so the handlers split the segment themselves.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -101,13 +102,21 @@ impl FromRequestParts<Arc<Shared>> for Request {
     }
 }
 
+/// What a handler does under the world lock: given the world, simulated now, the query parameters
+/// and, when the late-creation fault hit this call, how much later its effect is to happen.
+trait Process:
+    FnOnce(&mut World, Timestamp, &QueryParams, Option<Duration>) -> Result<Value, ApiError>
+{
+}
+
+impl<F> Process for F where
+    F: FnOnce(&mut World, Timestamp, &QueryParams, Option<Duration>) -> Result<Value, ApiError>
+{
+}
+
 impl Request {
     /// Runs the call through the gate; see [`call`].
-    async fn call(
-        self,
-        method: Method,
-        process: impl FnOnce(&mut World, Timestamp, &QueryParams) -> Result<Value, ApiError>,
-    ) -> Response {
+    async fn call(self, method: Method, process: impl Process) -> Response {
         call(&self.shared, method, &self.headers, &self.params, process).await
     }
 }
@@ -119,7 +128,7 @@ async fn call(
     method: Method,
     headers: &HeaderMap,
     params: &Result<QueryParams, ApiError>,
-    process: impl FnOnce(&mut World, Timestamp, &QueryParams) -> Result<Value, ApiError>,
+    process: impl Process,
 ) -> Response {
     shared
         .counters
@@ -134,13 +143,17 @@ async fn call(
     };
     let admitted = gate(shared, &faults, headers, params.as_ref().ok())
         .and_then(|()| params.as_ref().map_err(Clone::clone));
+    let late = admitted
+        .is_ok()
+        .then(|| faults.creates_late(method.as_str(), fastrand::f64))
+        .flatten();
     // Processed only once admitted: refused calls change nothing and are never dropped.
     let processed = admitted.map(|params| {
         let now = shared.clock.now();
         let result = {
             let mut world = shared.world.lock().expect("world lock");
             world.tick(now);
-            process(&mut world, now, params)
+            process(&mut world, now, params, late)
         };
         shared.wake.notify_one();
         result
@@ -166,6 +179,10 @@ async fn call(
             e.into_response()
         }
     };
+    // A call drawn for late creation gets no other fault.
+    if late.is_some() {
+        return response;
+    }
     if faults.drops(fastrand::f64) {
         shared.counters.lock().expect("counters lock").fault_dropped += 1;
         tracing::info!(
@@ -264,7 +281,7 @@ async fn cut_off(response: Response) -> Response {
 
 async fn list_devices(Path(e): Path<String>, request: Request) -> Response {
     request
-        .call(Method::DevicesList, |w, _, p| {
+        .call(Method::DevicesList, |w, _, p, _| {
             w.list_devices(&e, p.page_size()?, p.get("pageToken"))
         })
         .await
@@ -272,7 +289,7 @@ async fn list_devices(Path(e): Path<String>, request: Request) -> Response {
 
 async fn get_device(Path((e, d)): Path<(String, String)>, request: Request) -> Response {
     request
-        .call(Method::DevicesGet, |w, _, _| w.get_device(&e, &d))
+        .call(Method::DevicesGet, |w, _, _, _| w.get_device(&e, &d))
         .await
 }
 
@@ -283,9 +300,20 @@ async fn device_custom_method(
 ) -> Response {
     match d.split_once(':') {
         Some((d, "issueCommand")) => {
+            let shared = request.shared.clone();
             request
-                .call(Method::DevicesIssueCommand, |w, now, _| {
-                    w.issue_command(&e, d, &body, now)
+                .call(Method::DevicesIssueCommand, |w, now, _, late| match late {
+                    None => w.issue_command(&e, d, &body, now),
+                    Some(delay) => {
+                        let due = w.issue_command_late(&e, d, &body, now, delay)?;
+                        shared.counters.lock().expect("counters lock").fault_late += 1;
+                        tracing::info!(
+                            device = d,
+                            due = %due,
+                            "fault: answering 504, the command is created later"
+                        );
+                        Err(deadline_exceeded())
+                    }
                 })
                 .await
         }
@@ -295,7 +323,7 @@ async fn device_custom_method(
 
 async fn list_operations(Path((e, d)): Path<(String, String)>, request: Request) -> Response {
     request
-        .call(Method::OperationsList, |w, _, p| {
+        .call(Method::OperationsList, |w, _, p, _| {
             w.list_operations(&e, &d, p.page_size()?, p.get("pageToken"))
         })
         .await
@@ -306,7 +334,9 @@ async fn get_operation(
     request: Request,
 ) -> Response {
     request
-        .call(Method::OperationsGet, |w, _, _| w.get_operation(&e, &d, &o))
+        .call(Method::OperationsGet, |w, _, _, _| {
+            w.get_operation(&e, &d, &o)
+        })
         .await
 }
 
@@ -317,7 +347,7 @@ async fn operation_custom_method(
     match o.split_once(':') {
         Some((o, "cancel")) => {
             request
-                .call(Method::OperationsCancel, |w, _, _| {
+                .call(Method::OperationsCancel, |w, _, _, _| {
                     w.cancel_operation(&e, &d, o)
                 })
                 .await
@@ -328,7 +358,7 @@ async fn operation_custom_method(
 
 async fn get_policy(Path((e, p)): Path<(String, String)>, request: Request) -> Response {
     request
-        .call(Method::PoliciesGet, |w, _, _| w.get_policy(&e, &p))
+        .call(Method::PoliciesGet, |w, _, _, _| w.get_policy(&e, &p))
         .await
 }
 
@@ -338,10 +368,22 @@ async fn patch_policy(
     body: Bytes,
 ) -> Response {
     request
-        .call(Method::PoliciesPatch, |w, now, params| {
+        .call(Method::PoliciesPatch, |w, now, params, _| {
             w.patch_policy(&e, &p, &body, params.get("updateMask"), now)
         })
         .await
+}
+
+/// What Google's front end answers when the backend did not reply in time, which does not stop
+/// the backend from carrying the request out later.
+fn deadline_exceeded() -> ApiError {
+    ApiError {
+        http: StatusCode::GATEWAY_TIMEOUT,
+        status: "DEADLINE_EXCEEDED",
+        message: "The request did not complete within its deadline.".into(),
+        details: Vec::new(),
+        retry_after: None,
+    }
 }
 
 fn unknown_method() -> Response {

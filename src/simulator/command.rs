@@ -13,7 +13,8 @@ use zeroize::Zeroizing;
 
 use super::clock;
 use crate::amapi::model::{
-    CommandErrorCode, CommandMetadata, CommandType, Operation, ResetPasswordFlag, Status, rpc_code,
+    CommandErrorCode, CommandMetadata, CommandType, Operation, ResetPasswordFlag, Status,
+    google_duration_nanos, rpc_code,
 };
 
 /// `@type` of the Operation metadata for a command.
@@ -24,6 +25,9 @@ pub const RESPONSE_TYPE_URL: &str =
 
 /// The validity of a command when the caller does not say (Google's documented default).
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(600);
+
+/// The longest protobuf Duration (10,000 years); Google refuses longer ones.
+const MAX_DURATION_SECS: u64 = 315_576_000_000;
 
 /// Command types in the discovery document that the simulated devices do not carry out; they are
 /// accepted and end with `UNSUPPORTED`.
@@ -128,7 +132,7 @@ pub fn parse_request(body: &[u8]) -> Result<CommandRequest, String> {
     let duration = match fields.get("duration") {
         None | Some(Value::Null) => DEFAULT_DURATION,
         Some(Value::String(text)) => match clock::parse_google_duration(text) {
-            Some(d) if !d.is_zero() => d,
+            Some(d) if !d.is_zero() && d.as_secs() <= MAX_DURATION_SECS => d,
             _ => {
                 return Err(format!(
                     "Invalid value at 'command.duration' ({text:?}): expected a positive duration like \"600s\""
@@ -281,7 +285,7 @@ impl CommandRecord {
                 at_type: Some(COMMAND_TYPE_URL.into()),
                 type_: Some(self.type_.clone()),
                 create_time: Some(clock::rfc3339(self.create_time)),
-                duration: Some(clock::google_duration(self.duration)),
+                duration: Some(echoed_duration(self.duration)),
                 error_code: self.error_code.clone(),
                 reset_password_flags: self.flags.clone(),
                 user_name: self.user_name.clone(),
@@ -310,10 +314,7 @@ impl CommandRecord {
             "resetPasswordFlags".into(),
             json!(self.flags.iter().map(|f| f.as_str()).collect::<Vec<_>>()),
         );
-        view.insert(
-            "duration".into(),
-            json!(clock::google_duration(self.duration)),
-        );
+        view.insert("duration".into(), json!(echoed_duration(self.duration)));
         view.insert("newPasswordSet".into(), json!(self.new_password_set()));
         view.insert("state".into(), json!(self.state.as_str()));
         view.insert(
@@ -322,6 +323,12 @@ impl CommandRecord {
         );
         Value::Object(view)
     }
+}
+
+/// `Command.duration` as Google echoes it: protobuf's JSON form, so `"90.5s"` comes back as
+/// `"90.500s"` and `"600.000123456s"` unchanged.
+fn echoed_duration(d: Duration) -> String {
+    google_duration_nanos(d.as_secs(), d.subsec_nanos())
 }
 
 fn status(code: i32, message: String) -> Status {
@@ -354,6 +361,9 @@ mod tests {
             vec![ResetPasswordFlag::LockNow, ResetPasswordFlag::RequireEntry]
         );
         assert_eq!(r.duration, Duration::from_millis(90_500));
+        let precise =
+            request(json!({"type": "RESET_PASSWORD", "duration": "600.000123456s"})).unwrap();
+        assert_eq!(precise.duration, Duration::new(600, 123_456));
         let default = request(json!({"type": "RESET_PASSWORD"})).unwrap();
         assert_eq!(default.duration, DEFAULT_DURATION);
         assert!(default.new_password.is_none());
@@ -367,6 +377,8 @@ mod tests {
             json!({"newPassword": CANARY}),
             json!({"type": "RESET_PASSWORD", "duration": "ten minutes", "newPassword": CANARY}),
             json!({"type": "RESET_PASSWORD", "duration": "0s"}),
+            json!({"type": "RESET_PASSWORD", "duration": "315576000001s"}),
+            json!({"type": "RESET_PASSWORD", "duration": "1.0000000001s"}),
             json!({"type": "RESET_PASSWORD", "resetPasswordFlags": ["LOCK_LATER"]}),
             json!({"type": "RESET_PASSWORD", "newPassword": 731946}),
             json!({"type": "RESET_PASSWORD", "newPasscode": CANARY}),
@@ -421,6 +433,27 @@ mod tests {
         assert_eq!(view["state"], json!("SUCCEEDED"));
         assert!(!view.to_string().contains(CANARY));
         assert!(!format!("{c:?}").contains(CANARY));
+    }
+
+    #[test]
+    fn durations_are_echoed_in_protobuf_json_form() {
+        for (sent, echoed) in [
+            ("600s", "600s"),
+            ("600.000123456s", "600.000123456s"),
+            ("600.000000000s", "600s"),
+            ("90.5s", "90.500s"),
+            ("1.000001s", "1.000001s"),
+            ("0.1234567s", "0.123456700s"),
+        ] {
+            let r = request(json!({"type": "RESET_PASSWORD", "duration": sent})).unwrap();
+            let c = CommandRecord::new("o".into(), r, Timestamp::UNIX_EPOCH, None);
+            assert_eq!(
+                c.operation()["metadata"]["duration"],
+                json!(echoed),
+                "{sent}"
+            );
+            assert_eq!(c.admin_view()["duration"], json!(echoed), "{sent}");
+        }
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Counters {
     pub fault_throttled: u64,
     pub fault_dropped: u64,
     pub fault_garbled: u64,
+    /// issueCommand calls answered 504 whose command is created later.
+    pub fault_late: u64,
 }
 
 impl Counters {
@@ -82,6 +84,7 @@ impl Counters {
                 "throttled": self.fault_throttled,
                 "dropped": self.fault_dropped,
                 "garbled": self.fault_garbled,
+                "lateCreations": self.fault_late,
             },
         })
     }
@@ -101,5 +104,6 @@ mod tests {
         assert_eq!(v["methods"]["devices.issueCommand"], 2);
         assert_eq!(v["methods"]["policies.patch"], 0);
         assert_eq!(v["faults"]["dropped"], 0);
+        assert_eq!(v["faults"]["lateCreations"], 0);
     }
 }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use super::clock;
 use super::command::{CommandRecord, CommandState};
-use super::policy::{PolicyState, parse_quality};
+use super::policy::PolicyState;
 use crate::amapi::model::{
     CommandErrorCode, CommandType, Device, DeviceState, HardwareInfo, ManagementMode,
     NonComplianceDetail, Ownership, PasswordRequirements, PasswordScope, ResetPasswordFlag,
@@ -123,7 +123,7 @@ impl SimDevice {
                 None | Some(PasswordScope::Unspecified) => true,
                 Some(scope) => *scope == wanted,
             })
-            .map(requirements)
+            .map(Requirements::from_amapi)
             .collect();
         Governing::from_requirements(&requirements)
     }
@@ -340,27 +340,6 @@ impl Refusal {
             rpc,
             message: message.into(),
         }
-    }
-}
-
-/// The rules engine's view of one AMAPI `PasswordRequirements`. An unknown quality counts as
-/// none (policies with one are refused before they get here).
-fn requirements(p: &PasswordRequirements) -> Requirements {
-    let count = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
-    Requirements {
-        quality: p
-            .password_quality
-            .as_deref()
-            .and_then(parse_quality)
-            .unwrap_or_default(),
-        minimum_length: count(p.password_minimum_length),
-        minimum_letters: count(p.password_minimum_letters),
-        minimum_lower_case: count(p.password_minimum_lower_case),
-        minimum_upper_case: count(p.password_minimum_upper_case),
-        minimum_non_letter: count(p.password_minimum_non_letter),
-        minimum_numeric: count(p.password_minimum_numeric),
-        minimum_symbols: count(p.password_minimum_symbols),
-        history_length: count(p.password_history_length),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Injected faults, so clients can be tested against a flaky Google: server errors and throttling
 //! before a call is processed, added latency, and connections dropped after it was processed
-//! (the ambiguous case: did the command get created?). They apply to AMAPI calls only, never to
-//! the token endpoint or the admin API.
+//! (the ambiguous case: did the command get created?), and commands created late: the caller is
+//! answered 504 while its request is still on its way, and the command appears only later (a
+//! command created after the client gave up). They apply to AMAPI calls only, never to the token
+//! endpoint or the admin API.
 
 use std::time::Duration;
 
@@ -27,10 +29,22 @@ pub struct FaultSettings {
     /// Fraction of processed calls answered 200 with an HTML page instead of JSON (a broken proxy).
     #[serde(default)]
     pub garbage_rate: f64,
+    /// Fraction of `devices.issueCommand` calls answered 504 DEADLINE_EXCEEDED whose command is
+    /// created anyway, `late_creation_delay` later. Other methods ignore it.
+    #[serde(default)]
+    pub late_creation_rate: f64,
+    /// How long after such a call its command is created, on the simulated clock (so advancing
+    /// the clock brings it on).
+    #[serde(default, with = "duration_text")]
+    pub late_creation_delay: Duration,
     /// The AMAPI methods faults apply to (such as `devices.issueCommand`); empty means all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,
 }
+
+/// The only method the late-creation fault applies to: the one whose effect can outlive its
+/// answer.
+pub const LATE_CREATION_METHOD: &str = "devices.issueCommand";
 
 /// What happens to a call before it is processed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +61,7 @@ impl FaultSettings {
             ("throttleRate", self.throttle_rate),
             ("dropRate", self.drop_rate),
             ("garbageRate", self.garbage_rate),
+            ("lateCreationRate", self.late_creation_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("faults.{name} must be between 0 and 1, not {rate}"));
@@ -84,6 +99,15 @@ impl FaultSettings {
     /// Whether the response to a processed call is dropped.
     pub fn drops(&self, mut draw: impl FnMut() -> f64) -> bool {
         self.drop_rate > 0.0 && draw() < self.drop_rate
+    }
+
+    /// How much later the command of an admitted `devices.issueCommand` call is created, if
+    /// this call gets the late-creation fault.
+    pub fn creates_late(&self, method: &str, mut draw: impl FnMut() -> f64) -> Option<Duration> {
+        (method == LATE_CREATION_METHOD
+            && self.late_creation_rate > 0.0
+            && draw() < self.late_creation_rate)
+            .then_some(self.late_creation_delay)
     }
 }
 
@@ -134,6 +158,36 @@ mod tests {
             all.before(|| draws.next().unwrap()),
             Some(PreFault::Internal)
         );
+    }
+
+    #[test]
+    fn late_creation_applies_to_issue_command_only() {
+        let late: FaultSettings = serde_json::from_value(
+            serde_json::json!({"lateCreationRate": 1.0, "lateCreationDelay": "300s"}),
+        )
+        .unwrap();
+        assert_eq!(
+            late.creates_late("devices.issueCommand", fastrand::f64),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(late.creates_late("devices.get", fastrand::f64), None);
+        assert_eq!(
+            FaultSettings::default().creates_late("devices.issueCommand", fastrand::f64),
+            None
+        );
+        let half = FaultSettings {
+            late_creation_rate: 0.5,
+            ..late.clone()
+        };
+        assert!(half.creates_late("devices.issueCommand", || 0.4).is_some());
+        assert!(half.creates_late("devices.issueCommand", || 0.6).is_none());
+        let written = serde_json::to_value(&late).unwrap();
+        assert_eq!(written["lateCreationDelay"], "300s");
+        let bad = FaultSettings {
+            late_creation_rate: -0.1,
+            ..FaultSettings::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("lateCreationRate"));
     }
 
     #[test]

@@ -141,7 +141,7 @@ fn validate(fields: &Map<String, Value>) -> Result<(), String> {
             return Err(format!("{at}.passwordScope: unknown value {s:?}"));
         }
         if let Some(q) = &req.password_quality
-            && parse_quality(q).is_none()
+            && PasswordQuality::from_amapi_name(q).is_none()
         {
             return Err(format!("{at}.passwordQuality: unknown value {q:?}"));
         }
@@ -153,11 +153,6 @@ fn validate(fields: &Map<String, Value>) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// An AMAPI `passwordQuality` name, as the rules engine knows it.
-pub fn parse_quality(name: &str) -> Option<PasswordQuality> {
-    serde_json::from_value(Value::String(name.to_owned())).ok()
 }
 
 #[cfg(test)]

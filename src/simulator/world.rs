@@ -1,7 +1,8 @@
 //! Everything the simulated Google knows: enterprises, their policies and devices, and the
 //! commands sent to them. Each AMAPI and admin operation is one method here, taking the simulated
 //! time it happens at; the HTTP layers only parse and answer. Time-driven events (a device's
-//! sync, a command's expiry) happen in [`World::tick`], in the order they were due.
+//! sync, a command's expiry, a command created late by a fault) happen in [`World::tick`], in the
+//! order they were due.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::clock::{self, duration_text};
-use super::command::{CommandRecord, CommandState, parse_request};
+use super::command::{CommandRecord, CommandRequest, CommandState, parse_request};
 use super::device::{Applied, SimDevice};
 use super::errors::ApiError;
 use super::fleet::Fleet;
@@ -34,6 +35,17 @@ pub struct Enterprise {
 pub struct World {
     pub enterprises: Vec<Enterprise>,
     next_operation: u64,
+    /// Commands accepted under the late-creation fault, not created yet.
+    late: Vec<LateCommand>,
+}
+
+/// A `devices.issueCommand` whose caller was answered with an error; its command is created at
+/// `due`, exactly as if it had been received then.
+struct LateCommand {
+    due: Timestamp,
+    enterprise: usize,
+    device: usize,
+    request: CommandRequest,
 }
 
 impl World {
@@ -107,18 +119,24 @@ impl World {
             // Google's operation ids are large numbers; start from the clock so ids from
             // different runs do not repeat.
             next_operation: u64::try_from(now.as_millisecond()).unwrap_or(1),
+            late: Vec::new(),
         }
     }
 
-    /// Runs every sync and expiry due by `now`, each at the time it was due.
+    /// Runs every late creation, sync and expiry due by `now`, each at the time it was due.
     pub fn tick(&mut self, now: Timestamp) {
         while let Some(event) = self.next_due() {
             if event.at > now {
                 break;
             }
+            if let Event::Create(i) = event.what {
+                let late = self.late.remove(i); // `remove` keeps the order of those due together
+                self.create_late(late);
+                continue;
+            }
             let enterprise = &mut self.enterprises[event.enterprise];
             let device = &mut enterprise.devices[event.device];
-            if event.sync {
+            if event.what == Event::Sync {
                 let policy = find_policy(&enterprise.policies, device.policy_name.as_deref());
                 device.sync(event.at, policy);
                 log_sync(device);
@@ -129,36 +147,38 @@ impl World {
         }
     }
 
-    /// When the next sync or expiry is due, for the scheduler.
+    /// When the next event is due, for the scheduler.
     pub fn next_event(&self) -> Option<Timestamp> {
         self.next_due().map(|e| e.at)
     }
 
     fn next_due(&self) -> Option<Due> {
-        let mut next: Option<Due> = None;
-        for (ei, e) in self.enterprises.iter().enumerate() {
-            for (di, d) in e.devices.iter().enumerate() {
-                let candidates = [
-                    d.sync_due.map(|at| (at, true)),
-                    d.next_deadline().map(|at| (at, false)),
-                ];
-                for (at, sync) in candidates.into_iter().flatten() {
-                    // A sync at the same instant as an expiry expires first (sync does that).
-                    if next
-                        .as_ref()
-                        .is_none_or(|n| at < n.at || (at == n.at && sync && !n.sync))
-                    {
-                        next = Some(Due {
-                            at,
-                            enterprise: ei,
-                            device: di,
-                            sync,
-                        });
-                    }
-                }
-            }
-        }
-        next
+        let devices = self.enterprises.iter().enumerate().flat_map(|(ei, e)| {
+            e.devices.iter().enumerate().flat_map(move |(di, d)| {
+                [
+                    d.sync_due.map(|at| (at, ei, di, Event::Sync)),
+                    d.next_deadline().map(|at| (at, ei, di, Event::Expire)),
+                ]
+                .into_iter()
+                .flatten()
+            })
+        });
+        let late = self
+            .late
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.due, l.enterprise, l.device, Event::Create(i)));
+        // At the same instant: a late command is created first (a sync then carries it out), and
+        // a sync goes before an expiry (sync expires first itself). Ties otherwise keep the first.
+        devices
+            .chain(late)
+            .min_by_key(|&(at, _, _, what)| (at, what.rank()))
+            .map(|(at, enterprise, device, what)| Due {
+                at,
+                enterprise,
+                device,
+                what,
+            })
     }
 
     fn enterprise_index(&self, id: &str) -> Result<usize, ApiError> {
@@ -238,13 +258,67 @@ impl World {
         body: &[u8],
         now: Timestamp,
     ) -> Result<Value, ApiError> {
+        let (enterprise, device, request) = self.accept_command(e, d, body)?;
+        Ok(self.create_command(enterprise, device, request, now))
+    }
+
+    /// `devices.issueCommand` under the late-creation fault: checked now like any command (a bad
+    /// one is refused as usual), but created only at `now + delay`, which this returns.
+    pub fn issue_command_late(
+        &mut self,
+        e: &str,
+        d: &str,
+        body: &[u8],
+        now: Timestamp,
+        delay: Duration,
+    ) -> Result<Timestamp, ApiError> {
+        let (enterprise, device, request) = self.accept_command(e, d, body)?;
+        let due = clock::add(now, delay);
+        self.late.push(LateCommand {
+            due,
+            enterprise,
+            device,
+            request,
+        });
+        Ok(due)
+    }
+
+    /// How many commands the late-creation fault holds back.
+    pub fn late_commands(&self) -> usize {
+        self.late.len()
+    }
+
+    /// The device (by index) and the parsed command of a valid `devices.issueCommand`.
+    fn accept_command(
+        &self,
+        e: &str,
+        d: &str,
+        body: &[u8],
+    ) -> Result<(usize, usize, CommandRequest), ApiError> {
         self.device(e, d)?;
         let request = parse_request(body).map_err(ApiError::invalid_argument)?;
+        let ei = self.enterprise_index(e)?;
+        let di = self.enterprises[ei]
+            .devices
+            .iter()
+            .position(|dev| dev.name.rsplit('/').next() == Some(d))
+            .ok_or_else(|| device_not_found(e, d))?;
+        Ok((ei, di, request))
+    }
+
+    /// Records a command received at `at` and returns its Operation.
+    fn create_command(
+        &mut self,
+        enterprise: usize,
+        device: usize,
+        request: CommandRequest,
+        at: Timestamp,
+    ) -> Value {
         let id = self.next_operation;
         self.next_operation += 1;
-        let (device, _) = self.device_entry(e, d)?;
+        let device = &mut self.enterprises[enterprise].devices[device];
         let name = format!("{}/operations/{id}", device.name);
-        let record = CommandRecord::new(name, request, now, Some(device.user_name.clone()));
+        let record = CommandRecord::new(name, request, at, Some(device.user_name.clone()));
         tracing::info!(
             device = %device.name,
             operation = %record.name,
@@ -253,8 +327,19 @@ impl World {
         );
         let operation = record.operation();
         device.commands.push(record);
-        device.schedule_sync(now);
-        Ok(operation)
+        device.schedule_sync(at);
+        operation
+    }
+
+    fn create_late(&mut self, late: LateCommand) {
+        let device = &self.enterprises[late.enterprise].devices[late.device];
+        // Deleted meanwhile: Google would find no device to give it to.
+        if device.is_deleted() {
+            tracing::info!(device = %device.name, "fault: late command dropped, the device was deleted");
+            return;
+        }
+        tracing::info!(device = %device.name, "fault: creating a command late");
+        self.create_command(late.enterprise, late.device, late.request, late.due);
     }
 
     fn command(&self, e: &str, d: &str, op: &str) -> Result<&CommandRecord, ApiError> {
@@ -509,7 +594,26 @@ struct Due {
     at: Timestamp,
     enterprise: usize,
     device: usize,
-    sync: bool,
+    what: Event,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Event {
+    /// The late command at this index of `World::late` is created.
+    Create(usize),
+    Sync,
+    Expire,
+}
+
+impl Event {
+    /// Which of events due at the same instant goes first.
+    fn rank(self) -> u8 {
+        match self {
+            Event::Create(_) => 0,
+            Event::Sync => 1,
+            Event::Expire => 2,
+        }
+    }
 }
 
 /// What the admin API may change on a device.
@@ -708,6 +812,64 @@ enterprises:
         assert_eq!(state(&w, 1, 0), CommandState::Expired);
         assert_eq!(w.enterprises[0].devices[0].last_sync, at(10));
         assert_eq!(w.next_event(), None);
+    }
+
+    #[test]
+    fn a_late_command_is_created_when_due_like_any_other() {
+        let mut w = world();
+        let body =
+            br#"{"type": "RESET_PASSWORD", "newPassword": "739184", "duration": "60.000000500s"}"#;
+        let late = Duration::from_secs(300);
+        let due = w
+            .issue_command_late("E", "online", body, at(0), late)
+            .unwrap();
+        assert_eq!(due, at(300));
+        assert_eq!(w.late_commands(), 1);
+        assert_eq!(w.next_event(), Some(at(300)));
+        let refused = w
+            .issue_command_late("E", "online", br#"{"type": "FLY"}"#, at(0), late)
+            .unwrap_err();
+        assert_eq!(refused.status, "INVALID_ARGUMENT", "checked when received");
+        assert_eq!(w.late_commands(), 1);
+        w.tick(at(299));
+        let listed = w.list_operations("E", "online", None, None).unwrap();
+        assert_eq!(listed["operations"], json!([]), "nothing before it is due");
+        w.tick(at(300));
+        let listed = w.list_operations("E", "online", None, None).unwrap();
+        let op = &listed["operations"][0];
+        assert_eq!(op["metadata"]["createTime"], "1970-01-01T00:05:00Z");
+        assert_eq!(op["metadata"]["duration"], "60.000000500s");
+        assert_eq!(op["done"], false);
+        let name = op["name"].as_str().unwrap().rsplit('/').next().unwrap();
+        assert_eq!(w.get_operation("E", "online", name).unwrap(), *op);
+        // The device syncs 10 s later and carries it out, once.
+        w.tick(at(310));
+        assert_eq!(state(&w, 0, 0), CommandState::Succeeded);
+        assert_eq!(w.enterprises[0].devices[0].commands.len(), 1);
+        assert_eq!(w.late_commands(), 0);
+        assert_eq!(w.next_event(), None);
+
+        // A device deleted before the command is due never gets it.
+        w.issue_command_late("E", "offline", body, at(400), late)
+            .unwrap();
+        w.enterprises[0].devices[1].state = DeviceState::Deleted;
+        w.tick(at(1000));
+        assert!(w.enterprises[0].devices[1].commands.is_empty());
+        assert_eq!(w.late_commands(), 0);
+    }
+
+    #[test]
+    fn fractional_durations_expire_to_the_nanosecond() {
+        let mut w = world();
+        let body =
+            br#"{"type": "RESET_PASSWORD", "newPassword": "739184", "duration": "5.000000500s"}"#;
+        w.issue_command("E", "offline", body, at(0)).unwrap();
+        let deadline = Timestamp::new(5, 500).unwrap();
+        assert_eq!(w.next_event(), Some(deadline));
+        w.tick(Timestamp::new(5, 499).unwrap());
+        assert_eq!(state(&w, 1, 0), CommandState::Pending);
+        w.tick(deadline);
+        assert_eq!(state(&w, 1, 0), CommandState::Expired);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod support;
 mod argocd;
 mod bad_inputs;
 mod crds;
+mod exactly_once;
 // Shared with tests/apiserver_restart.rs, which uses parts this binary does not.
 #[allow(dead_code)]
 mod env;

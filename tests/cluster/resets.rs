@@ -433,10 +433,10 @@ async fn killed_at_the_claim(test: &str) -> Env {
 }
 
 /// Killed between the claim and the command: the restarted operator cannot know whether a command
-/// went out, waits out the adoption window (3 s in these tests) with none listed on the device,
-/// and only then issues it: exactly one command.
+/// went out, looks for the claim's command on the device for the adoption window (3 s in these
+/// tests), and with none listed ends OutcomeUnknown: it never sends a command after the fact.
 #[tokio::test]
-async fn killed_at_the_claim_waits_out_the_window_then_sends_once() {
+async fn killed_at_the_claim_looks_for_the_command_then_ends_outcome_unknown() {
     let mut env = killed_at_the_claim("crash-claim").await;
     env.start_operator(OperatorOptions::default());
     let waiting = env
@@ -448,17 +448,23 @@ async fn killed_at_the_claim_waits_out_the_window_then_sends_once() {
         })
         .await;
     assert!(waiting.status.unwrap().claimed_at.is_some());
-    assert!(env.commands("phone").await.is_empty(), "nothing sent yet");
-    env.reason_is("r", Reason::PasscodeReset).await;
-    assert_eq!(env.commands("phone").await.len(), 1, "exactly one command");
+    let r = env.reason_is("r", Reason::OutcomeUnknown).await;
+    assert!(
+        r.status
+            .unwrap()
+            .message
+            .unwrap()
+            .contains("will not send a second command")
+    );
+    assert!(env.commands("phone").await.is_empty(), "nothing sent");
 }
 
-/// Killed at the claim while someone else sent two look-alike commands to the device (from the EMM
-/// console, say): which one is this reset's cannot be told, so it ends OutcomeUnknown and sends
-/// nothing.
+/// Killed after sending, while someone else sent two look-alike commands to the device (from the
+/// EMM console, say: same type, same flags, same time). The claim's fingerprint tells its own
+/// command from theirs: it is adopted, theirs are left alone, and nothing more is sent.
 #[tokio::test]
-async fn look_alike_commands_end_outcome_unknown_without_another() {
-    let mut env = killed_at_the_claim("crash-claim-twins").await;
+async fn look_alike_commands_are_told_apart_by_the_claims_fingerprint() {
+    let mut env = killed_at("crash-issue-twins", "after-issue").await;
     let console = env.console().await;
     let command = passcode_operator::amapi::model::Command {
         type_: passcode_operator::amapi::model::CommandType::ResetPassword,
@@ -473,18 +479,19 @@ async fn look_alike_commands_end_outcome_unknown_without_another() {
             .unwrap();
     }
     env.start_operator(OperatorOptions::default());
-    let r = env.reason_is("r", Reason::OutcomeUnknown).await;
-    assert!(
-        r.status
-            .unwrap()
-            .message
-            .unwrap()
-            .contains("will not send a second command")
-    );
+    let r = env.reason_is("r", Reason::PasscodeReset).await;
+    let status = r.status.unwrap();
+    let commands = env.commands("phone").await;
+    assert_eq!(commands.len(), 3, "the reset's one and the console's two");
+    let ours = commands
+        .iter()
+        .find(|c| c["operation"].as_str() == status.operation.as_deref())
+        .unwrap_or_else(|| panic!("{:?} among {commands:#?}", status.operation));
+    use passcode_operator::amapi::model::parse_google_duration_nanos as nanos;
     assert_eq!(
-        env.commands("phone").await.len(),
-        2,
-        "only the console's two"
+        ours["duration"].as_str().and_then(nanos),
+        status.claimed_command.and_then(|c| nanos(&c.duration)),
+        "the adopted command carries the claim's fingerprint"
     );
 }
 

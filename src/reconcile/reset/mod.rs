@@ -3,7 +3,9 @@
 //! cache, a second replica) fails with a conflict instead of acting twice.
 
 pub mod cached;
+pub mod claims;
 pub mod decide;
+pub mod edges;
 pub mod record;
 
 #[cfg(test)]
@@ -12,26 +14,35 @@ mod decide_tests;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use jiff::SignedDuration;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, warn};
 
-use self::decide::{
-    Decision, Effect, FINALIZER, Inputs, Issued, Observed, Read, SecretRead, decide,
-};
+use self::claims::{Claims, Known, Written};
+use self::decide::{Config, Decision, Effect, FINALIZER, Inputs, Issued, Observed, Read, decide};
+use self::edges::{Amapi, Cluster};
 use super::{Context, Error};
 use crate::amapi::AmapiError;
-use crate::amapi::model::{Command, CommandType, google_duration};
-use crate::api::{PasscodeReset, PasscodeResetStatus, Phase};
-use crate::metrics::TransitionLabels;
-use crate::passcode::Passcode;
+use crate::amapi::model::{Command, CommandType};
+use crate::api::{PasscodeReset, Phase};
+use crate::metrics::{Metrics, TransitionLabels};
 
-/// More steps than any path needs (read device, read Secret, finalizer, claim, issue, record).
-const MAX_STEPS: usize = 12;
+/// More steps than any path needs (read device, read Secret, finalizer, record, claim, issue,
+/// record the operation, and a re-read after a cancel).
+const MAX_STEPS: usize = 14;
+
+/// What one reset's reconcile works with: the two edges and this process's own state.
+pub struct Shell<'a, C, A> {
+    pub cluster: &'a C,
+    pub amapi: &'a A,
+    pub config: &'a Config,
+    pub claims: &'a Claims,
+    pub metrics: &'a Metrics,
+    /// Draws a claim's fingerprint nonce (1 to 999,999,999).
+    pub nonce: &'a (dyn Fn() -> u32 + Send + Sync),
+}
 
 pub async fn reconcile(reset: Arc<PasscodeReset>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -41,44 +52,79 @@ pub async fn reconcile(reset: Arc<PasscodeReset>, ctx: Arc<Context>) -> Result<A
         namespace = reset.namespace().unwrap_or_default(),
         name = reset.name_any()
     );
-    let result = run(reset, &ctx).instrument(span).await;
+    let nonce = || fastrand::u32(1..1_000_000_000);
+    let shell = Shell {
+        cluster: &ctx.cluster,
+        amapi: &ctx.amapi,
+        config: &ctx.config,
+        claims: &ctx.claims,
+        metrics: &ctx.metrics,
+        nonce: &nonce,
+    };
+    let result = run(reset, &shell).instrument(span).await;
     ctx.metrics
         .reconciled("passcodereset", result.is_ok(), started.elapsed());
-    result
+    result.map(|requeue| requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
-async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> {
-    let namespace = reset.namespace().unwrap_or_default();
-    let api: Api<PasscodeReset> = Api::namespaced(ctx.client.clone(), &namespace);
+/// One reconcile: decide, perform the effect, decide again with the answer. Returns when to
+/// look again (`None`: on the next change).
+pub async fn run<C: Cluster, A: Amapi>(
+    reset: Arc<PasscodeReset>,
+    shell: &Shell<'_, C, A>,
+) -> Result<Option<Duration>, Error> {
+    let Shell {
+        cluster,
+        amapi,
+        config,
+        claims,
+        ..
+    } = *shell;
     let mut current: PasscodeReset = (*reset).clone();
+    let mut inputs = Inputs {
+        claim_nonce: (shell.nonce)(),
+        ..Default::default()
+    };
+    // A claim this process wrote and has not sent for: a fresh read tells whether it landed (the
+    // cache may not show it yet), and if it did, this process may still send its command.
+    if let Known::Unsent { fingerprint } = claims.known(&current) {
+        match cluster.get(&current).await? {
+            Some(fresh) if fresh.uid() == current.uid() => current = fresh,
+            _ => {
+                claims.end(&current);
+                return Ok(None);
+            }
+        }
+        let status = current.status.clone().unwrap_or_default();
+        let holds = status.operation.is_none()
+            && !current.phase().is_terminal()
+            && status.claimed_command.as_ref().map(|c| &c.duration) == Some(&fingerprint);
+        if holds {
+            inputs.may_send = true;
+        } else {
+            claims.end(&current);
+        }
+    } else if claims.in_doubt(&current) {
+        // Written but unanswered, and this reconcile started before the answer: look again.
+        return Ok(Some(Duration::from_secs(1)));
+    }
     let mut last = status_key(&current);
-    let policies = ctx.policies.state();
+    let policies = cluster.policies();
     // Finished resets need neither the other resets nor anything else: skip the scan of the cache,
     // which would make a restart with many stored resets quadratic.
-    let others: Vec<Arc<PasscodeReset>> = if current.phase().is_terminal() {
+    let others = if current.phase().is_terminal() {
         Vec::new()
     } else {
-        ctx.resets
-            .state()
-            .into_iter()
-            .filter(|r| r.spec.device == current.spec.device && reset_key(r) != reset_key(&current))
-            .collect()
-    };
-    let mut inputs = Inputs {
-        claimed_in_process: in_flight_other(ctx, &current),
-        settled_operations: if current.phase().is_terminal() {
-            Vec::new()
-        } else {
-            ctx.settled_operations.of(&current.spec.device)
-        },
-        ..Default::default()
+        inputs.settled_operations = cluster.settled_operations(&current.spec.device);
+        inputs.claimed_in_process = claims.holder(&current, |ns, n| cluster.cached(ns, n));
+        cluster.others(&current)
     };
     for _ in 0..MAX_STEPS {
         let decision = {
             let observed = Observed {
                 reset: &current,
-                now: Timestamp::now(),
-                config: &ctx.config,
+                now: cluster.now(),
+                config,
                 policies: &policies,
                 others: &others,
                 inputs: &inputs,
@@ -95,9 +141,11 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                 && current.status.as_ref() != Some(&status)
             {
                 let before = current.status.clone().unwrap_or_default();
-                current = write_status(&api, &current, status).await?;
-                forget_if_nothing_sent(ctx, &before, &current).await;
-                transitioned(ctx, &current, &mut last).await;
+                current = cluster.replace_status(&current, status).await?;
+                if record::nothing_sent(&before, current.status.as_ref().unwrap_or(&before)) {
+                    cluster.forget(&current).await;
+                }
+                transitioned(shell, &current, &mut last).await;
                 // A final status may leave a finalizer to drop: decide once more now, since the
                 // operator's own writes do not trigger a reconcile.
                 if current.phase().is_terminal()
@@ -107,116 +155,138 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                 }
             }
             if current.phase().is_terminal() {
-                release(ctx, &current);
+                claims.end(&current);
             }
-            return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
+            return Ok(requeue);
         };
         match effect {
-            Effect::GetDevice => {
-                inputs.device = Some(read(ctx.amapi.get_device(&current.spec.device).await));
+            Effect::GetDevice(name) => {
+                inputs.device = Some(read(amapi.get_device(&name).await, Reading::Device));
             }
             Effect::ReadSecret { name, key } => {
-                inputs.secret = Some(read_secret(ctx, &namespace, &name, &key).await);
+                let namespace = current.namespace().unwrap_or_default();
+                inputs.secret = Some(cluster.read_secret(&namespace, &name, &key).await);
             }
             Effect::Record => {
-                let now = Timestamp::now();
+                let now = cluster.now();
                 let claimed_at = now.round(jiff::Unit::Second).unwrap_or(now).to_string();
-                inputs.record = Some(
-                    record::record(&ctx.client, &ctx.operator_namespace, &current, &claimed_at)
-                        .await,
-                );
+                inputs.record = Some(cluster.record(&current, &claimed_at).await);
                 crate::failpoint::hit("after-record");
             }
+            Effect::Forget => {
+                cluster.forget(&current).await;
+                inputs.forgotten = true;
+            }
             Effect::AddFinalizer => {
-                current = set_finalizer(&api, &current, true).await?;
+                current = cluster.set_finalizer(&current, true).await?;
                 crate::failpoint::hit("after-finalizer");
             }
             Effect::RemoveFinalizer => {
                 crate::failpoint::hit("before-finalizer-removal");
-                let _ = set_finalizer(&api, &current, false).await?;
-                release(ctx, &current);
-                return Ok(Action::await_change());
+                let _ = cluster.set_finalizer(&current, false).await?;
+                claims.end(&current);
+                return Ok(None);
             }
-            Effect::WriteStatus => {
-                let status = status.expect("WriteStatus comes with a status");
-                let claiming = status.claimed_at.is_some();
-                if claiming {
-                    // Registered before the write: another reset of this device must not slip in.
-                    if !claim_device(ctx, &current) {
-                        return Ok(Action::requeue(Duration::from_secs(2)));
-                    }
+            Effect::Claim => {
+                let status = status.ok_or(Error::Invariant("a claim comes with a status"))?;
+                let fingerprint = status
+                    .claimed_command
+                    .as_ref()
+                    .map(|c| c.duration.clone())
+                    .ok_or(Error::Invariant("a claim names its command"))?;
+                // Registered before the write: no other reset of the device may slip in, also
+                // when the answer to this write is lost.
+                if !claims.begin(&current, &fingerprint, |ns, n| cluster.cached(ns, n)) {
+                    return Ok(Some(Duration::from_secs(2)));
                 }
-                let written_at = Instant::now();
-                match write_status(&api, &current, status).await {
+                match cluster.replace_status(&current, status).await {
                     Ok(updated) => {
+                        let rv = updated.resource_version().unwrap_or_default();
+                        claims.written(&updated, Written::Landed(rv));
                         current = updated;
-                        if claiming {
-                            // This process's own claim: its instant, whatever was seen before.
-                            ctx.claims_seen
-                                .lock()
-                                .expect("claims seen")
-                                .remove(&reset_key(&current));
-                            claim_seen(ctx, &current, written_at);
-                        }
-                        transitioned(ctx, &current, &mut last).await;
+                        transitioned(shell, &current, &mut last).await;
+                        inputs.may_send = true;
+                        inputs.issued = None;
+                    }
+                    // The API server answered no (a conflict, a refusal): nothing landed. A 5xx
+                    // (an etcd timeout, say) does not say, like a lost answer.
+                    Err(Error::Kube(kube::Error::Api(s))) if (400..500).contains(&s.code) => {
+                        claims.end(&current);
+                        return Err(Error::Kube(kube::Error::Api(s)));
                     }
                     Err(e) => {
-                        if claiming {
-                            release(ctx, &current);
-                        }
+                        claims.written(&current, Written::Unknown);
                         return Err(e);
                     }
                 }
-                if claiming {
-                    inputs.claimed_here = true;
-                    inputs.issued = None;
-                    ctx.metrics.commands_in_flight.inc();
-                } else {
-                    // A released claim (nothing was sent): look again later, not in this loop,
-                    // which would claim and release again with the same stale answer.
-                    release(ctx, &current);
-                    return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
-                }
+            }
+            Effect::Release => {
+                let status = status.ok_or(Error::Invariant("a release comes with a status"))?;
+                current = cluster.replace_status(&current, status).await?;
+                claims.end(&current);
+                transitioned(shell, &current, &mut last).await;
+                // Look again later, not in this loop, which would claim and release again with
+                // the same answers.
+                return Ok(requeue);
             }
             Effect::IssueCommand(params) => {
                 let new_password = match (&inputs.secret, params.with_passcode) {
-                    (Some(SecretRead::Value(p)), true) => {
+                    (Some(decide::SecretRead::Value(p)), true) => {
                         Some(zeroize::Zeroizing::new(p.expose().to_owned()))
                     }
                     (_, false) => None,
+                    // The Secret is read in this reconcile before a claim; a claim confirmed by a
+                    // fresh read was not: read it now, and decide again.
                     _ => {
-                        return Err(Error::Other(
-                            "the passcode was not read before issuing".into(),
-                        ));
+                        let Some(source) = &current.spec.new_passcode else {
+                            return Err(Error::Invariant("a passcode without a Secret"));
+                        };
+                        let namespace = current.namespace().unwrap_or_default();
+                        let (name, key) = (&source.secret_key_ref.name, &source.secret_key_ref.key);
+                        match cluster.read_secret(&namespace, name, key).await {
+                            decide::SecretRead::Value(p) => {
+                                inputs.secret = Some(decide::SecretRead::Value(p));
+                                continue;
+                            }
+                            _ => {
+                                // Nothing was sent: let the claim go; the next reconcile starts over.
+                                inputs.issued = Some(Issued::NotCreated(
+                                    "the passcode's Secret could not be read again".into(),
+                                ));
+                                continue;
+                            }
+                        }
                     }
                 };
                 let command = Command {
                     type_: CommandType::ResetPassword,
                     new_password,
                     reset_password_flags: params.flags,
-                    duration: Some(google_duration(params.duration_secs)),
+                    duration: Some(params.duration),
                 };
-                // Sent within the claim's limits (on this process's monotonic clock, from just
-                // before the claim was written), so any command it creates is listed on the device
-                // before the adoption window closes.
-                let (start_within, attempt_timeout) = ctx.config.send_limits();
-                let start_by = claim_seen(ctx, &current, Instant::now()) + start_within;
+                // Started within the claim's limits, so any command it creates is listed on the
+                // device before the adoption window closes.
+                let (start_within, attempt_timeout) = config.send_limits();
+                let claimed_at = current
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.claimed_at.as_ref())
+                    .map_or_else(|| cluster.now(), |t| t.0);
+                let start_by =
+                    claimed_at + SignedDuration::try_from(start_within).unwrap_or_default();
+                claims.sending(&current);
                 crate::failpoint::hit("before-issue");
-                let result = ctx
-                    .amapi
-                    .issue_command_within(
-                        &current.spec.device,
-                        &command,
-                        Some((start_by, attempt_timeout)),
-                    )
+                let result = amapi
+                    .issue_command(&params.device, &command, start_by, attempt_timeout)
                     .await;
                 drop(command);
                 crate::failpoint::hit("after-issue");
                 inputs.issued = Some(match result {
                     Ok(op) => Issued::Created(Box::new(op)),
+                    // 4xx, or the client refused to send: no command.
                     Err(AmapiError::Terminal {
                         status, message, ..
-                    }) => Issued::Refused { status, message }, // 4xx, or the client refused to send: no command
+                    }) => Issued::Refused { status, message },
                     Err(AmapiError::Ambiguous { message, .. }) => Issued::Ambiguous(message),
                     Err(e) => Issued::NotCreated(e.to_string()),
                 });
@@ -224,163 +294,46 @@ async fn run(reset: Arc<PasscodeReset>, ctx: &Context) -> Result<Action, Error> 
                 inputs.secret = None;
             }
             Effect::GetOperation(name) => {
-                inputs.operation = Some(read(ctx.amapi.get_operation(&name).await));
+                inputs.operation = Some(read(amapi.get_operation(&name).await, Reading::Other));
             }
-            Effect::ListOperations => {
-                let seen = claim_seen(ctx, &current, Instant::now());
-                inputs.claim_age_at_listing = Some(seen.elapsed());
+            Effect::ListOperations(device) => {
                 inputs.operations =
-                    Some(read(ctx.amapi.list_operations(&current.spec.device).await));
+                    Some(read(amapi.list_operations(&device).await, Reading::Other));
             }
             Effect::CancelOperation(name) => {
-                if let Err(e) = ctx.amapi.cancel_operation(&name).await {
+                if let Err(e) = amapi.cancel_operation(&name).await {
                     warn!(operation = %name, error = %e, "cancel failed");
                 }
                 inputs.cancelled = true;
+                // What the cancel did is read again: the device may have won the race.
+                inputs.operation = None;
             }
         }
     }
-    Err(Error::Other(
-        "the decision did not settle; looking again".into(),
-    ))
+    Err(Error::Unsettled)
 }
 
-fn read<T>(result: Result<T, AmapiError>) -> Read<T> {
+/// What was read, for how a 400 is taken.
+enum Reading {
+    Device,
+    Other,
+}
+
+fn read<T>(result: Result<T, AmapiError>, reading: Reading) -> Read<T> {
     match result {
         Ok(v) => Read::Found(v),
-        // A 400 on a read means AMAPI takes the name for no resource of its own.
-        Err(e) if e.is_not_found() || e.http_status() == Some(400) => Read::NotFound,
+        Err(e) if e.is_not_found() => Read::NotFound,
+        // A 400 on devices.get: AMAPI takes the name for no device of its own. Elsewhere (an
+        // expired page token, say) it is a failure to retry, not an answer.
+        Err(e) if e.http_status() == Some(400) && matches!(reading, Reading::Device) => {
+            Read::NotFound
+        }
         Err(e) if e.is_permission_denied() => Read::Denied(e.message().to_owned()),
         Err(e) if e.http_status() == Some(501) => Read::Denied(format!(
             "AMAPI does not offer this call here (UNIMPLEMENTED): {}",
             e.message()
         )),
         Err(e) => Read::Unavailable(e.to_string()),
-    }
-}
-
-/// A direct GET of one Secret: the operator may not list or watch Secrets.
-async fn read_secret(ctx: &Context, namespace: &str, name: &str, key: &str) -> SecretRead {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    match api.get_opt(name).await {
-        Ok(None) => SecretRead::Missing,
-        Ok(Some(mut secret)) => {
-            let Some(value) = secret.data.as_mut().and_then(|d| d.remove(key)) else {
-                return SecretRead::KeyMissing;
-            };
-            // Drop every other key's bytes now; keep only this one, zeroized on drop.
-            drop(secret);
-            match Passcode::from_secret_data(value.0) {
-                Ok(p) => SecretRead::Value(p),
-                Err(e) => SecretRead::Invalid(e),
-            }
-        }
-        Err(kube::Error::Api(s)) if s.is_forbidden() => SecretRead::Denied(s.message.clone()),
-        Err(e) => SecretRead::Unavailable(e.to_string()),
-    }
-}
-
-/// Replaces the status, conditional on the resourceVersion `current` was read at.
-async fn write_status(
-    api: &Api<PasscodeReset>,
-    current: &PasscodeReset,
-    status: PasscodeResetStatus,
-) -> Result<PasscodeReset, Error> {
-    let mut next = current.clone();
-    next.status = Some(status);
-    next.metadata.managed_fields = None;
-    crate::failpoint::hit("before-status-write");
-    let updated = api
-        .replace_status(&current.name_any(), &PostParams::default(), &next)
-        .await?;
-    Ok(updated)
-}
-
-/// Adds or removes the in-flight finalizer with a JSON patch that tests the resourceVersion.
-async fn set_finalizer(
-    api: &Api<PasscodeReset>,
-    current: &PasscodeReset,
-    present: bool,
-) -> Result<PasscodeReset, Error> {
-    let mut finalizers: Vec<String> = current.finalizers().to_vec();
-    finalizers.retain(|f| f != FINALIZER);
-    if present {
-        finalizers.push(FINALIZER.to_owned());
-    }
-    let patch = serde_json::json!({
-        "metadata": {
-            "resourceVersion": current.resource_version(),
-            "finalizers": finalizers,
-        }
-    });
-    Ok(api
-        .patch(
-            &current.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?)
-}
-
-fn reset_key(r: &PasscodeReset) -> String {
-    format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any())
-}
-
-fn in_flight_other(ctx: &Context, r: &PasscodeReset) -> Option<String> {
-    let map = ctx.in_flight.lock().expect("in-flight map");
-    map.get(&r.spec.device)
-        .filter(|k| **k != reset_key(r))
-        .cloned()
-}
-
-fn claim_device(ctx: &Context, r: &PasscodeReset) -> bool {
-    let mut map = ctx.in_flight.lock().expect("in-flight map");
-    let me = reset_key(r);
-    match map.get(&r.spec.device) {
-        Some(other) if *other != me => false,
-        _ => {
-            map.insert(r.spec.device.clone(), me);
-            true
-        }
-    }
-}
-
-/// Removes the reset's record when its final status proves no command was created.
-async fn forget_if_nothing_sent(ctx: &Context, before: &PasscodeResetStatus, r: &PasscodeReset) {
-    let after = r.status.clone().unwrap_or_default();
-    if record::nothing_sent(before, &after) {
-        record::forget(&ctx.client, &ctx.operator_namespace, r).await;
-    }
-}
-
-/// When this process wrote or first saw the claim `r` holds (on its monotonic clock): `at` the
-/// first time it is asked about this claim.
-fn claim_seen(ctx: &Context, r: &PasscodeReset, at: Instant) -> Instant {
-    let claimed_at = r
-        .status
-        .as_ref()
-        .and_then(|s| s.claimed_at.as_ref())
-        .map(|t| t.0.to_string())
-        .unwrap_or_default();
-    let mut map = ctx.claims_seen.lock().expect("claims seen");
-    let entry = map
-        .entry(reset_key(r))
-        .or_insert_with(|| (claimed_at.clone(), at));
-    if entry.0 != claimed_at {
-        *entry = (claimed_at, at);
-    }
-    entry.1
-}
-
-fn release(ctx: &Context, r: &PasscodeReset) {
-    ctx.claims_seen
-        .lock()
-        .expect("claims seen")
-        .remove(&reset_key(r));
-    let mut map = ctx.in_flight.lock().expect("in-flight map");
-    if map.get(&r.spec.device) == Some(&reset_key(r)) {
-        map.remove(&r.spec.device);
-        ctx.metrics.commands_in_flight.dec();
     }
 }
 
@@ -392,8 +345,8 @@ fn status_key(r: &PasscodeReset) -> (Option<Phase>, Option<crate::api::Reason>) 
 
 /// After a status write: for a transition (a new phase or reason), an Event, a metric and an
 /// audit log line (never the passcode).
-async fn transitioned(
-    ctx: &Context,
+async fn transitioned<C: Cluster, A: Amapi>(
+    shell: &Shell<'_, C, A>,
     r: &PasscodeReset,
     last: &mut (Option<Phase>, Option<crate::api::Reason>),
 ) {
@@ -407,7 +360,8 @@ async fn transitioned(
     };
     let status = r.status.as_ref();
     let message = status.and_then(|s| s.message.clone()).unwrap_or_default();
-    ctx.metrics
+    shell
+        .metrics
         .reset_transitions
         .get_or_create(&TransitionLabels {
             phase: phase.as_str(),
@@ -436,9 +390,7 @@ async fn transitioned(
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &r.object_ref(&())).await {
-        warn!(error = %e, "could not publish an Event");
-    }
+    shell.cluster.publish(r, event).await;
 }
 
 fn truncate_note(message: &str) -> String {

@@ -1,13 +1,20 @@
-//! The record of a reset about to be acted on, kept in the operator's own namespace where it
-//! outlives the PasscodeReset. GitOps self-heal re-creates a deleted reset as a new object with
-//! the same name and spec; without a record that object would run again and reset a passcode the
-//! user may since have changed. One ConfigMap per reset, named after its namespace and name, is
-//! written before the claim: `create` is atomic, so one call tells a first run from a re-created
-//! twin, also across replicas.
+//! The record of a reset name, kept in the operator's own namespace where it outlives the
+//! PasscodeReset. GitOps self-heal (or a revert, or two applications fighting over one name)
+//! re-creates a deleted reset as a new object with the same name; without a record that object
+//! would run again and reset a passcode the user may since have changed. One ConfigMap per
+//! `namespace/name` lists every run of that name: the uid and spec of each object that set out to
+//! send a command. It is written before the claim; `create` and `replace` with a resourceVersion
+//! are atomic, so one answer tells a first run from a re-created twin, also across replicas.
+//!
+//! This file is pure: what a record says and how it changes. The reads and writes are the
+//! shell's (see `edges`).
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ObjectMeta, PostParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::{PasscodeReset, PasscodeResetStatus, Reason};
@@ -17,10 +24,24 @@ pub const RECORD_LABEL: &str = "amapi.passcode-operator.io/record";
 /// The reset's namespace, for selecting the records of one namespace.
 pub const NAMESPACE_LABEL: &str = "amapi.passcode-operator.io/reset-namespace";
 
+/// Runs one record keeps. A name used for more different resets than this ends `RecordFull`
+/// rather than forget an old run (which could then run twice).
+pub const MAX_RUNS: usize = 32;
+
+/// One object that set out to send a command under the record's name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub uid: String,
+    /// The spec as JSON; `None` when it could not be read (counts as any spec: not twice).
+    pub spec: Option<serde_json::Value>,
+    pub claimed_at: String,
+}
+
 /// The answer to recording a reset before its claim.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
-    /// The record is this reset's: just written, or written by an earlier attempt of this object.
+    /// The record lists this reset: just written, or by an earlier attempt of this object.
     Ours,
     /// An earlier object with this namespace, name and spec was recorded (so possibly acted on)
     /// and has since been deleted.
@@ -30,24 +51,26 @@ pub enum Recorded {
         /// `namespace/name` of the record, for the message that says how to allow a rerun.
         record: String,
     },
+    /// The record already lists [`MAX_RUNS`] runs of this name, none with this spec.
+    Full { record: String },
     /// The record could not be read or written; nothing may be claimed yet.
     Unavailable(String),
 }
 
-/// What an existing record means for `reset`. Pure.
+/// What an existing record means for a reset.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum Match {
+    /// Lists this reset with its spec.
     Ours,
-    /// This reset's record, written before its spec was edited (possible without CEL): updated, so
-    /// a later twin of the edited spec is recognised.
+    /// Lists this reset with an older spec (edited before its claim, possible without CEL): the
+    /// run is updated, so a later twin of the edited spec is recognised.
     OursStale,
-    Earlier {
-        uid: String,
-        claimed_at: String,
-    },
-    /// A record of an earlier object with a different spec: a new reset that reuses a name. It
-    /// takes the record over.
-    Replace,
+    /// Lists an earlier object with the same spec.
+    Earlier { uid: String, claimed_at: String },
+    /// Lists only other specs: this is a new reset reusing the name, and is added.
+    New,
+    /// New, but the record is full.
+    Full,
     /// A ConfigMap with the record's name that the operator did not write.
     Foreign,
 }
@@ -59,12 +82,95 @@ pub fn record_name(namespace: &str, name: &str) -> String {
     format!("pcr-{}", &hex[..40])
 }
 
-/// The record of `reset`, claimed at `claimed_at` (RFC 3339). Holds no passcode: the spec only
+/// The run `reset` adds, claimed at `claimed_at` (RFC 3339). Holds no passcode: the spec only
 /// names the Secret.
-pub fn record_for(reset: &PasscodeReset, operator_namespace: &str, claimed_at: &str) -> ConfigMap {
+pub fn run_of(reset: &PasscodeReset, claimed_at: &str) -> Run {
+    Run {
+        uid: reset.uid().unwrap_or_default(),
+        spec: serde_json::to_value(&reset.spec).ok(),
+        claimed_at: claimed_at.to_owned(),
+    }
+}
+
+/// The runs a record lists, or `None` for a ConfigMap that is not a record. A record written
+/// before runs were kept (one `uid`, `spec`, `claimedAt`) reads as one run.
+pub fn runs(cm: &ConfigMap) -> Option<Vec<Run>> {
+    if !cm.labels().contains_key(RECORD_LABEL) {
+        return None;
+    }
+    let data = cm.data.clone().unwrap_or_default();
+    if let Some(text) = data.get("runs") {
+        // Unreadable runs are one run of any spec by nobody: nothing matching runs again.
+        return Some(serde_json::from_str(text).unwrap_or_else(|_| {
+            vec![Run {
+                uid: String::new(),
+                spec: None,
+                claimed_at: String::new(),
+            }]
+        }));
+    }
+    let field = |k: &str| data.get(k).cloned().unwrap_or_default();
+    Some(vec![Run {
+        uid: field("uid"),
+        spec: serde_json::from_str(&field("spec")).ok(),
+        claimed_at: field("claimedAt"),
+    }])
+}
+
+/// Compares the runs of a record with `reset`.
+pub fn matches(runs: &[Run], reset: &PasscodeReset) -> Match {
+    let uid = reset.uid().unwrap_or_default();
+    let spec = serde_json::to_value(&reset.spec).ok();
+    let mine = runs.iter().find(|r| !uid.is_empty() && r.uid == uid);
+    if mine.is_some_and(|m| m.spec == spec) {
+        return Match::Ours;
+    }
+    // Another object's run of this spec (also when this object's spec was edited into it). A
+    // spec that cannot be read is taken for the same one: when in doubt, do not run twice.
+    if let Some(twin) = runs
+        .iter()
+        .find(|r| r.uid != uid && (r.spec.is_none() || r.spec == spec))
+    {
+        return Match::Earlier {
+            uid: twin.uid.clone(),
+            claimed_at: twin.claimed_at.clone(),
+        };
+    }
+    if mine.is_some() {
+        return Match::OursStale;
+    }
+    if runs.len() >= MAX_RUNS {
+        Match::Full
+    } else {
+        Match::New
+    }
+}
+
+/// `runs` with `run` in place of the run of the same uid, or added.
+pub fn with_run(runs: &[Run], run: Run) -> Vec<Run> {
+    let mut next: Vec<Run> = runs.iter().filter(|r| r.uid != run.uid).cloned().collect();
+    next.push(run);
+    next
+}
+
+/// `runs` without the run of `uid`.
+pub fn without_run(runs: &[Run], uid: &str) -> Vec<Run> {
+    runs.iter().filter(|r| r.uid != uid).cloned().collect()
+}
+
+/// The record of `reset`'s name listing `runs`.
+pub fn record_for(reset: &PasscodeReset, operator_namespace: &str, runs: &[Run]) -> ConfigMap {
     let namespace = reset.namespace().unwrap_or_default();
     let name = reset.name_any();
-    let spec = serde_json::to_string(&reset.spec).expect("a spec serializes");
+    let data: BTreeMap<String, String> = [
+        ("namespace".to_owned(), namespace.clone()),
+        ("name".to_owned(), name.clone()),
+        (
+            "runs".to_owned(),
+            serde_json::to_string(runs).expect("runs serialize"),
+        ),
+    ]
+    .into();
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(record_name(&namespace, &name)),
@@ -72,7 +178,7 @@ pub fn record_for(reset: &PasscodeReset, operator_namespace: &str, claimed_at: &
             labels: Some(
                 [
                     (RECORD_LABEL.to_owned(), "passcode-reset".to_owned()),
-                    (NAMESPACE_LABEL.to_owned(), namespace.clone()),
+                    (NAMESPACE_LABEL.to_owned(), namespace),
                     (
                         "app.kubernetes.io/managed-by".to_owned(),
                         "passcode-operator".to_owned(),
@@ -82,163 +188,31 @@ pub fn record_for(reset: &PasscodeReset, operator_namespace: &str, claimed_at: &
             ),
             ..Default::default()
         },
-        data: Some(
-            [
-                ("namespace".to_owned(), namespace),
-                ("name".to_owned(), name),
-                ("uid".to_owned(), reset.uid().unwrap_or_default()),
-                ("device".to_owned(), reset.spec.device.clone()),
-                ("spec".to_owned(), spec),
-                ("claimedAt".to_owned(), claimed_at.to_owned()),
-            ]
-            .into(),
-        ),
+        data: Some(data),
         ..Default::default()
     }
 }
 
-/// Compares an existing record with `reset`.
-pub fn verdict(existing: &ConfigMap, reset: &PasscodeReset) -> Verdict {
-    if !existing.labels().contains_key(RECORD_LABEL) {
-        return Verdict::Foreign;
-    }
-    let data = existing.data.clone().unwrap_or_default();
-    let field = |k: &str| data.get(k).cloned().unwrap_or_default();
-    let recorded: Option<serde_json::Value> = serde_json::from_str(&field("spec")).ok();
-    if reset.uid().is_some_and(|uid| uid == field("uid")) {
-        return if recorded == serde_json::to_value(&reset.spec).ok() {
-            Verdict::Ours
-        } else {
-            Verdict::OursStale
-        };
-    }
-    // A spec that cannot be read is taken for the same one: when in doubt, do not run twice.
-    match recorded {
-        Some(r) if serde_json::to_value(&reset.spec).ok().as_ref() != Some(&r) => Verdict::Replace,
-        _ => Verdict::Earlier {
-            uid: field("uid"),
-            claimed_at: field("claimedAt"),
-        },
-    }
-}
-
-/// Writes the record of `reset`, or finds the one already there.
-pub async fn record(
-    client: &Client,
-    operator_namespace: &str,
-    reset: &PasscodeReset,
-    claimed_at: &str,
-) -> Recorded {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), operator_namespace);
-    let mine = record_for(reset, operator_namespace, claimed_at);
-    let name = mine.name_any();
-    let unavailable = |e: kube::Error| {
-        Recorded::Unavailable(format!(
-            "could not write the reset's record, ConfigMap {operator_namespace}/{name}: {}",
-            describe(&e)
-        ))
-    };
-    // A record deleted or replaced between two calls sends us round again; a few rounds settle it.
-    for _ in 0..3 {
-        match api.create(&PostParams::default(), &mine).await {
-            Ok(_) => return Recorded::Ours,
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return unavailable(e),
-        }
-        let existing = match api.get_opt(&name).await {
-            Ok(Some(cm)) => cm,
-            Ok(None) => continue,
-            Err(e) => return unavailable(e),
-        };
-        match verdict(&existing, reset) {
-            Verdict::Ours => return Recorded::Ours,
-            Verdict::Earlier { uid, claimed_at } => {
-                return Recorded::Earlier {
-                    uid,
-                    claimed_at,
-                    record: format!("{operator_namespace}/{name}"),
-                };
-            }
-            Verdict::Foreign => {
-                return Recorded::Unavailable(format!(
-                    "ConfigMap {operator_namespace}/{name} exists but is not a record of this operator (no label {RECORD_LABEL}); remove or rename it"
-                ));
-            }
-            Verdict::Replace | Verdict::OursStale => {
-                let mut next = mine.clone();
-                next.metadata.resource_version = existing.metadata.resource_version.clone();
-                match api.replace(&name, &PostParams::default(), &next).await {
-                    Ok(_) => return Recorded::Ours,
-                    Err(kube::Error::Api(s)) if s.code == 409 => continue,
-                    Err(e) => return unavailable(e),
-                }
-            }
-        }
-    }
-    Recorded::Unavailable(format!(
-        "ConfigMap {operator_namespace}/{name} kept changing while the reset was being recorded"
-    ))
-}
-
-/// Removes the record of `reset` once it has ended with AMAPI refusing its command: certainly
-/// nothing was created, and a final reset is never claimed again, so no other attempt can race
-/// with the removal. A re-created twin is then not refused for nothing. Best effort: a record left
-/// behind only makes a re-created twin end `Recreated`. (A released claim keeps its record: the
-/// reset will claim again, possibly from another replica, and a removal could not be ordered
-/// safely before that new claim.)
-pub async fn forget(client: &Client, operator_namespace: &str, reset: &PasscodeReset) {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), operator_namespace);
-    let name = record_name(&reset.namespace().unwrap_or_default(), &reset.name_any());
-    match api.get_opt(&name).await {
-        Ok(Some(cm)) if matches!(verdict(&cm, reset), Verdict::Ours | Verdict::OursStale) => {
-            let params = kube::api::DeleteParams {
-                preconditions: Some(kube::api::Preconditions {
-                    resource_version: cm.metadata.resource_version.clone(),
-                    uid: cm.metadata.uid.clone(),
-                }),
-                ..Default::default()
-            };
-            if let Err(e) = api.delete(&name, &params).await {
-                tracing::warn!(record = %name, error = %describe(&e), "could not remove a reset record");
-            }
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(record = %name, error = %describe(&e), "could not read a reset record")
-        }
-    }
-}
-
-/// Whether a write turned the status into a final one that proves no command was created for its
-/// claim: it ended with the claim made but no operation, for a reason other than `OutcomeUnknown`
-/// (AMAPI refused the command).
+/// Whether a write turned the status into a final one that proves no command was created for the
+/// reset: it ended without an operation, and either without a claim (claims are released only
+/// when certainly nothing was created) or with AMAPI refusing the command (any reason but
+/// `OutcomeUnknown` and `SpecChanged`, which say it cannot be known).
 pub fn nothing_sent(before: &PasscodeResetStatus, after: &PasscodeResetStatus) -> bool {
     let newly_final = !before.phase.is_some_and(|p| p.is_terminal());
     newly_final
-        && after.claimed_at.is_some()
         && after.operation.is_none()
         && after.phase.is_some_and(|p| p.is_terminal())
-        && after.reason != Some(Reason::OutcomeUnknown)
-}
-
-fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if s.is_forbidden() => format!(
-            "{} (the operator needs get, create, update and delete on configmaps in its own namespace)",
-            s.message
-        ),
-        kube::Error::Api(s) if s.is_not_found() => format!(
-            "{} (does the operator's namespace exist? Set --operator-namespace)",
-            s.message
-        ),
-        kube::Error::Api(s) => s.message.clone(),
-        other => other.to_string(),
-    }
+        && (after.claimed_at.is_none()
+            || !matches!(
+                after.reason,
+                Some(Reason::OutcomeUnknown | Reason::SpecChanged)
+            ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn reset(uid: &str, spec: serde_json::Value) -> PasscodeReset {
@@ -251,9 +225,9 @@ mod tests {
         .unwrap()
     }
 
-    fn spec() -> serde_json::Value {
+    fn spec(lock: bool) -> serde_json::Value {
         json!({"device": "enterprises/LC01/devices/d1",
-               "newPasscode": {"secretKeyRef": {"name": "s", "key": "passcode"}}, "lockNow": true})
+               "newPasscode": {"secretKeyRef": {"name": "s", "key": "passcode"}}, "lockNow": lock})
     }
 
     #[test]
@@ -274,21 +248,104 @@ mod tests {
 
     #[test]
     fn the_record_says_who_what_and_when_and_nothing_secret() {
-        let r = reset("u-1", spec());
-        let cm = record_for(&r, "passcode-operator-system", "2026-11-23T10:00:00Z");
+        let r = reset("u-1", spec(true));
+        let cm = record_for(
+            &r,
+            "passcode-operator-system",
+            &[run_of(&r, "2026-11-23T10:00:00Z")],
+        );
         assert_eq!(
             cm.metadata.namespace.as_deref(),
             Some("passcode-operator-system")
         );
         assert_eq!(cm.labels()[NAMESPACE_LABEL], "helpdesk");
-        let data = cm.data.unwrap();
-        assert_eq!(data["uid"], "u-1");
-        assert_eq!(data["name"], "jdoe");
-        assert_eq!(data["claimedAt"], "2026-11-23T10:00:00Z");
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&data["spec"]).unwrap(),
-            serde_json::to_value(&r.spec).unwrap()
+        let listed = runs(&cm).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].uid, "u-1");
+        assert_eq!(listed[0].claimed_at, "2026-11-23T10:00:00Z");
+        assert_eq!(listed[0].spec, Some(serde_json::to_value(&r.spec).unwrap()));
+    }
+
+    #[test]
+    fn a_record_of_one_run_written_by_an_earlier_version_is_read() {
+        let r = reset("u-1", spec(true));
+        let mut cm = record_for(&r, "op", &[]);
+        cm.data = Some(
+            [
+                ("uid".to_owned(), "u-0".to_owned()),
+                ("spec".to_owned(), serde_json::to_string(&r.spec).unwrap()),
+                ("claimedAt".to_owned(), "2026-11-20T10:00:00Z".to_owned()),
+            ]
+            .into(),
         );
+        assert_eq!(
+            matches(&runs(&cm).unwrap(), &r),
+            Match::Earlier {
+                uid: "u-0".into(),
+                claimed_at: "2026-11-20T10:00:00Z".into()
+            }
+        );
+    }
+
+    #[test]
+    fn s1_s2_s1_does_not_run_s1_twice() {
+        let s1 = reset("u-1", spec(true));
+        let mut listed = vec![run_of(&s1, "t1")];
+        let s2 = reset("u-2", spec(false));
+        assert_eq!(matches(&listed, &s2), Match::New);
+        listed = with_run(&listed, run_of(&s2, "t2"));
+        let s1_again = reset("u-3", spec(true));
+        assert_eq!(
+            matches(&listed, &s1_again),
+            Match::Earlier {
+                uid: "u-1".into(),
+                claimed_at: "t1".into()
+            }
+        );
+        assert_eq!(matches(&listed, &s2), Match::Ours);
+        // s2's object edited (no CEL) into s1's spec: s1 ran already, so not again.
+        assert!(matches!(
+            matches(&listed, &reset("u-2", spec(true))),
+            Match::Earlier { .. }
+        ));
+        let mut other = spec(true);
+        other["expiresAfter"] = json!("20m");
+        assert_eq!(matches(&listed, &reset("u-2", other)), Match::OursStale);
+    }
+
+    #[test]
+    fn unreadable_runs_or_specs_count_as_twins() {
+        let r = reset("u-2", spec(true));
+        let broken = Run {
+            uid: "u-1".into(),
+            spec: None,
+            claimed_at: "t".into(),
+        };
+        assert!(matches!(matches(&[broken], &r), Match::Earlier { .. }));
+        let mut cm = record_for(&r, "op", &[]);
+        cm.data.as_mut().unwrap().insert("runs".into(), "[{".into());
+        assert!(matches!(
+            matches(&runs(&cm).unwrap(), &r),
+            Match::Earlier { .. }
+        ));
+        let mut foreign = cm.clone();
+        foreign.metadata.labels = None;
+        assert_eq!(runs(&foreign), None);
+    }
+
+    #[test]
+    fn a_full_record_refuses_new_specs_but_not_its_own() {
+        let listed: Vec<Run> = (0..MAX_RUNS)
+            .map(|i| Run {
+                uid: format!("u-{i}"),
+                spec: Some(json!({"n": i})),
+                claimed_at: "t".into(),
+            })
+            .collect();
+        assert_eq!(matches(&listed, &reset("new", spec(true))), Match::Full);
+        let mut mine = listed.clone();
+        mine[3].uid = "me".into();
+        assert_eq!(matches(&mine, &reset("me", spec(true))), Match::OursStale);
     }
 
     #[test]
@@ -309,19 +366,14 @@ mod tests {
             ..claimed.clone()
         };
         assert!(nothing_sent(&claimed, &refused));
-        // Released: the record stays (the next claim may come from another replica).
-        let released = PasscodeResetStatus {
-            claimed_at: None,
-            reason: Some(Reason::Retrying),
-            ..claimed.clone()
-        };
-        assert!(!nothing_sent(&claimed, &released));
-        let unknown = PasscodeResetStatus {
-            phase: Some(Phase::Failed),
-            reason: Some(Reason::OutcomeUnknown),
-            ..claimed.clone()
-        };
-        assert!(!nothing_sent(&claimed, &unknown));
+        for reason in [Reason::OutcomeUnknown, Reason::SpecChanged] {
+            let unknown = PasscodeResetStatus {
+                phase: Some(Phase::Failed),
+                reason: Some(reason),
+                ..claimed.clone()
+            };
+            assert!(!nothing_sent(&claimed, &unknown));
+        }
         let issued = PasscodeResetStatus {
             operation: Some("enterprises/E/devices/D/operations/1".into()),
             reason: Some(Reason::AwaitingDevice),
@@ -335,46 +387,29 @@ mod tests {
         assert!(!nothing_sent(&issued, &done), "a command was sent");
         // Only on the write that made it final, not on later notes.
         assert!(!nothing_sent(&refused, &refused));
-        let before = PasscodeResetStatus::default();
-        assert!(!nothing_sent(&before, &before));
+        // Ended before any claim (the device went away after the record was written).
+        let unclaimed = PasscodeResetStatus {
+            phase: Some(Phase::Failed),
+            reason: Some(Reason::DeviceNotFound),
+            ..Default::default()
+        };
+        assert!(nothing_sent(&PasscodeResetStatus::default(), &unclaimed));
     }
 
-    #[test]
-    fn verdicts() {
-        let first = reset("u-1", spec());
-        let cm = record_for(&first, "op", "2026-11-23T10:00:00Z");
-        // The same object, after a crash or a retry.
-        assert_eq!(verdict(&cm, &first), Verdict::Ours);
-        // Deleted and re-created from git: same name and spec, new uid.
-        assert_eq!(
-            verdict(&cm, &reset("u-2", spec())),
-            Verdict::Earlier {
-                uid: "u-1".into(),
-                claimed_at: "2026-11-23T10:00:00Z".into()
+    proptest! {
+        /// Whatever the order of runs, a spec once listed under another uid is never New.
+        #[test]
+        fn a_listed_spec_never_runs_again(specs in proptest::collection::vec(0u8..4, 1..12), probe in 0u8..4) {
+            let mut listed = Vec::new();
+            for (i, s) in specs.iter().enumerate() {
+                let r = reset(&format!("u-{i}"), json!({"device": "enterprises/E/devices/d", "expiresAfter": format!("{}m", 10 + s)}));
+                if matches(&listed, &r) == Match::New {
+                    listed = with_run(&listed, run_of(&r, "t"));
+                }
             }
-        );
-        // The name reused for a different reset.
-        let mut other = spec();
-        other["lockNow"] = json!(false);
-        assert_eq!(verdict(&cm, &reset("u-3", other)), Verdict::Replace);
-        // A record whose spec cannot be read is taken for a twin: when in doubt, not twice.
-        let mut broken = cm.clone();
-        broken
-            .data
-            .as_mut()
-            .unwrap()
-            .insert("spec".into(), "{".into());
-        assert!(matches!(
-            verdict(&broken, &reset("u-2", spec())),
-            Verdict::Earlier { .. }
-        ));
-        // Its own record, written before an edit of the spec: brought up to date.
-        let mut edited = spec();
-        edited["lockNow"] = json!(false);
-        assert_eq!(verdict(&cm, &reset("u-1", edited)), Verdict::OursStale);
-        // Somebody else's ConfigMap is left alone.
-        let mut foreign = cm.clone();
-        foreign.metadata.labels = None;
-        assert_eq!(verdict(&foreign, &first), Verdict::Foreign);
+            let twin = reset("fresh", json!({"device": "enterprises/E/devices/d", "expiresAfter": format!("{}m", 10 + probe)}));
+            let m = matches(&listed, &twin);
+            prop_assert_eq!(specs.contains(&probe), matches!(m, Match::Earlier { .. }));
+        }
     }
 }

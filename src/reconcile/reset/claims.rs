@@ -1,0 +1,260 @@
+//! The claims this process has written (or tried to) and what it did with them. Two things only
+//! this process can know, and only until it stops:
+//!
+//! - a claim write whose answer was lost may or may not have landed: until a fresh read tells, the
+//!   device's turn stays with that reset, so no other reset of the device claims meanwhile;
+//! - a claim it wrote but never sent a command for can be sent (or released) safely: nobody else
+//!   sends for a claim they did not write.
+//!
+//! Everything else about the device's turn comes from the cluster (the watch cache): an entry is
+//! dropped as soon as the cache has moved past the write it stands for, so nothing here can block
+//! a device for longer than the cache takes to catch up.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::api::PasscodeReset;
+
+/// What became of a claim write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// Sent to the API server, no answer yet.
+    InFlight,
+    /// The API server took it: the reset's resourceVersion after the write.
+    Landed(String),
+    /// No answer (or an error that does not say it failed): it may have landed.
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+struct Claim {
+    /// `namespace/name`.
+    key: String,
+    device: String,
+    /// The claim's fingerprint (`claimedCommand.duration`): tells this claim from any other.
+    fingerprint: String,
+    /// The resourceVersion the claim was written on.
+    based_on: String,
+    written: Written,
+    /// issueCommand was (or may have been) sent for it.
+    sent: bool,
+}
+
+/// What this process knows of a reset's claim, for the reset's own reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Known {
+    /// Nothing: no claim written here, or it was sent.
+    Nothing,
+    /// Written here with this fingerprint and never sent: if it landed, this process may send.
+    Unsent { fingerprint: String },
+}
+
+/// This process's claims, by reset uid.
+#[derive(Default)]
+pub struct Claims(Mutex<HashMap<String, Claim>>);
+
+impl Claims {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claim>> {
+        self.0.lock().expect("claims")
+    }
+
+    /// Registers a claim about to be written. False when another reset of the device holds the
+    /// turn here (its claim write may have landed).
+    pub fn begin(
+        &self,
+        reset: &PasscodeReset,
+        fingerprint: &str,
+        cached: impl Fn(&str, &str) -> Option<std::sync::Arc<PasscodeReset>>,
+    ) -> bool {
+        // Checked and registered under one lock: two resets of a device reconciled at once
+        // cannot both pass.
+        let mut map = self.map();
+        if holder_in(&mut map, reset, cached).is_some() {
+            return false;
+        }
+        map.insert(
+            uid(reset),
+            Claim {
+                key: key(reset),
+                device: reset.spec.device.clone(),
+                fingerprint: fingerprint.to_owned(),
+                based_on: reset.metadata.resource_version.clone().unwrap_or_default(),
+                written: Written::InFlight,
+                sent: false,
+            },
+        );
+        true
+    }
+
+    /// The answer to the claim write.
+    pub fn written(&self, reset: &PasscodeReset, written: Written) {
+        if let Some(c) = self.map().get_mut(&uid(reset)) {
+            c.written = written;
+        }
+    }
+
+    /// issueCommand is about to be sent for the reset's claim.
+    pub fn sending(&self, reset: &PasscodeReset) {
+        if let Some(c) = self.map().get_mut(&uid(reset)) {
+            c.sent = true;
+        }
+    }
+
+    /// The reset's claim is settled (released, recorded, ended): forget it.
+    pub fn end(&self, reset: &PasscodeReset) {
+        self.map().remove(&uid(reset));
+    }
+
+    /// What this process knows of `reset`'s claim.
+    pub fn known(&self, reset: &PasscodeReset) -> Known {
+        match self.map().get(&uid(reset)) {
+            Some(c) if !c.sent && c.written != Written::InFlight => Known::Unsent {
+                fingerprint: c.fingerprint.clone(),
+            },
+            _ => Known::Nothing,
+        }
+    }
+
+    /// Whether a fresh read is needed to tell whether `reset`'s claim write landed.
+    pub fn in_doubt(&self, reset: &PasscodeReset) -> bool {
+        self.map()
+            .get(&uid(reset))
+            .is_some_and(|c| c.written == Written::Unknown)
+    }
+
+    /// Another reset of `reset`'s device whose claim written here the cache may not show yet.
+    /// A claim the cache has caught up with (it shows a later version of that reset than the
+    /// claim was written on) no longer counts: from then on the cache tells. Entries of resets
+    /// the cache no longer holds (deleted, or finished and settled) are dropped.
+    pub fn holder(
+        &self,
+        reset: &PasscodeReset,
+        cached: impl Fn(&str, &str) -> Option<std::sync::Arc<PasscodeReset>>,
+    ) -> Option<String> {
+        holder_in(&mut self.map(), reset, cached)
+    }
+
+    /// Claims this process holds, for the `commands_in_flight` gauge.
+    pub fn count(&self) -> usize {
+        self.map().len()
+    }
+}
+
+/// [`Claims::holder`] on the locked map.
+fn holder_in(
+    map: &mut HashMap<String, Claim>,
+    reset: &PasscodeReset,
+    cached: impl Fn(&str, &str) -> Option<std::sync::Arc<PasscodeReset>>,
+) -> Option<String> {
+    let me = uid(reset);
+    let mut holders = Vec::new();
+    map.retain(|u, c| {
+        if *u == me || c.device != reset.spec.device {
+            return true;
+        }
+        if c.written == Written::InFlight {
+            holders.push(c.key.clone());
+            return true;
+        }
+        let (namespace, name) = c.key.split_once('/').unwrap_or(("", &c.key));
+        match cached(namespace, name) {
+            Some(r) if uid(&r) == *u => {
+                if r.metadata.resource_version.as_deref() == Some(c.based_on.as_str()) {
+                    holders.push(c.key.clone());
+                }
+                true
+            }
+            _ => false,
+        }
+    });
+    holders.into_iter().min()
+}
+
+fn uid(r: &PasscodeReset) -> String {
+    r.metadata.uid.clone().unwrap_or_else(|| key(r))
+}
+
+fn key(r: &PasscodeReset) -> String {
+    format!(
+        "{}/{}",
+        r.metadata.namespace.as_deref().unwrap_or(""),
+        r.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn reset(name: &str, uid: &str, rv: &str) -> PasscodeReset {
+        serde_json::from_value(json!({
+            "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+            "kind": "PasscodeReset",
+            "metadata": {"name": name, "namespace": "ns", "uid": uid, "resourceVersion": rv},
+            "spec": {"device": "enterprises/E/devices/d"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_claim_in_doubt_keeps_the_turn_until_the_cache_moves_past_it() {
+        let claims = Claims::default();
+        let r = reset("r", "u1", "5");
+        let other = reset("o", "u2", "9");
+        let cache_at = |rv: &'static str| {
+            move |_: &str, n: &str| (n == "r").then(|| Arc::new(reset("r", "u1", rv)))
+        };
+        assert!(claims.begin(&r, "600.1s", cache_at("5")));
+        claims.written(&r, Written::Unknown);
+        assert!(claims.in_doubt(&r));
+        // The cache still shows the version the claim was written on: the turn is r's.
+        assert_eq!(claims.holder(&other, cache_at("5")), Some("ns/r".into()));
+        assert!(!claims.begin(&other, "600.2s", cache_at("5")));
+        // The cache moved on: it tells from now on.
+        assert_eq!(claims.holder(&other, cache_at("6")), None);
+        assert!(
+            claims.in_doubt(&r),
+            "r's own reconcile still reads it fresh"
+        );
+    }
+
+    #[test]
+    fn a_landed_claim_is_held_until_the_cache_shows_it() {
+        let claims = Claims::default();
+        let r = reset("r", "u1", "5");
+        let other = reset("o", "u2", "9");
+        let cache_at = |rv: &'static str| {
+            move |_: &str, n: &str| (n == "r").then(|| Arc::new(reset("r", "u1", rv)))
+        };
+        assert!(claims.begin(&r, "600.1s", cache_at("5")));
+        claims.written(&r, Written::Landed("6".into()));
+        assert_eq!(
+            claims.known(&r),
+            Known::Unsent {
+                fingerprint: "600.1s".into()
+            }
+        );
+        assert_eq!(claims.holder(&other, cache_at("5")), Some("ns/r".into()));
+        // The cache shows the claim (or later): it tells. Known stays for r's own reconcile.
+        assert_eq!(claims.holder(&other, cache_at("6")), None);
+        assert!(matches!(claims.known(&r), Known::Unsent { .. }));
+        // A reset gone from the cache (deleted, settled): forgotten here.
+        assert!(claims.begin(&r, "600.3s", |_: &str, _: &str| None));
+        claims.written(&r, Written::Landed("8".into()));
+        assert_eq!(claims.holder(&other, |_: &str, _: &str| None), None);
+    }
+
+    #[test]
+    fn a_sent_claim_is_never_sent_again() {
+        let claims = Claims::default();
+        let r = reset("r", "u1", "5");
+        assert!(claims.begin(&r, "f", |_: &str, _: &str| None));
+        claims.written(&r, Written::Landed("6".into()));
+        claims.sending(&r);
+        assert_eq!(claims.known(&r), Known::Nothing);
+        claims.end(&r);
+        assert_eq!(claims.count(), 0);
+    }
+}

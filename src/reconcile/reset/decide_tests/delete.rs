@@ -1,0 +1,124 @@
+//! A reset being deleted: cancel what its claim may have sent, or take a never-claimed run out of
+//! the record; then let it go.
+
+use super::*;
+
+#[test]
+fn deleting_an_in_flight_reset_cancels_its_command() {
+    let mut case = Case::new(deleting(issued(with_passcode(), OP)));
+    assert_eq!(
+        case.decide().effect,
+        Some(Effect::CancelOperation(OP.into()))
+    );
+    case.inputs.cancelled = true;
+    assert_eq!(case.decide().effect, Some(Effect::RemoveFinalizer));
+    // Claimed, operation not recorded: find it to cancel it.
+    let case = Case::new(deleting(claimed(with_passcode())));
+    assert_eq!(
+        case.decide().effect,
+        Some(Effect::ListOperations(DEVICE.into()))
+    );
+    let case = case.listed(vec![mine()]);
+    assert_eq!(
+        case.decide().effect,
+        Some(Effect::CancelOperation(MINE.into()))
+    );
+    // Nothing in flight: take the run out of the record, then let it go.
+    let mut case = Case::new(deleting(finalized(with_passcode())));
+    assert_eq!(case.decide().effect, Some(Effect::Forget));
+    case.inputs.forgotten = true;
+    assert_eq!(case.decide().effect, Some(Effect::RemoveFinalizer));
+    assert!(
+        Case::new(deleting(with_passcode()))
+            .decide()
+            .effect
+            .is_none()
+    );
+}
+
+#[test]
+fn deleting_a_never_claimed_reset_forgets_its_run_then_lets_it_go() {
+    for reason in [
+        None,
+        Some(Reason::Validating),
+        Some(Reason::WaitingForSecret),
+        Some(Reason::WaitingForDevice),
+        // Released: issueCommand certainly created nothing.
+        Some(Reason::Retrying),
+    ] {
+        let r = deleting(finalized(with_status(with_passcode(), |s| {
+            s.phase = reason.map(|r| r.phase());
+            s.reason = reason;
+        })));
+        let mut case = Case::new(r);
+        let d = case.decide();
+        assert_eq!(d.effect, Some(Effect::Forget), "{reason:?}");
+        assert!(d.status.is_none());
+        case.inputs.forgotten = true;
+        assert_eq!(
+            case.decide().effect,
+            Some(Effect::RemoveFinalizer),
+            "{reason:?}"
+        );
+    }
+}
+
+#[test]
+fn a_claimed_or_ended_reset_is_not_forgotten() {
+    // Claimed: its run stays in the record whatever became of the command.
+    let case = Case::new(deleting(issued(with_passcode(), OP)));
+    assert_eq!(
+        case.decide().effect,
+        Some(Effect::CancelOperation(OP.into()))
+    );
+    for reason in [Reason::PasscodeReset, Reason::OutcomeUnknown] {
+        let ended = deleting(with_status(issued(with_passcode(), OP), |s| {
+            s.phase = Some(reason.phase());
+            s.reason = Some(reason);
+        }));
+        assert_eq!(
+            Case::new(ended).decide().effect,
+            Some(Effect::RemoveFinalizer),
+            "{reason:?}"
+        );
+    }
+    // Ended before any claim (a finalizer left over): just let it go.
+    let ended = deleting(finalized(with_status(with_passcode(), |s| {
+        s.phase = Some(Phase::Failed);
+        s.reason = Some(Reason::Recreated);
+    })));
+    assert_eq!(
+        Case::new(ended).decide().effect,
+        Some(Effect::RemoveFinalizer)
+    );
+}
+
+#[test]
+fn deleting_finds_the_claimed_command_by_its_fingerprint() {
+    // Edited to device B after the claim: the claimed device A is searched.
+    let case = Case::new(deleting(edited(claimed(with_passcode()), on_device_b())));
+    assert_eq!(
+        case.decide().effect,
+        Some(Effect::ListOperations(DEVICE.into()))
+    );
+    let look_alike = command(
+        "enterprises/LC01/devices/d1/operations/look-alike",
+        "600.000000043s",
+    );
+    // Another claim's pending command is never cancelled.
+    let d = case.listed(vec![look_alike.clone()]).decide();
+    assert_eq!(d.effect, Some(Effect::RemoveFinalizer));
+    let case = Case::new(deleting(claimed(with_passcode())));
+    let d = case.listed(vec![look_alike.clone(), mine()]).decide();
+    assert_eq!(d.effect, Some(Effect::CancelOperation(MINE.into())));
+    // Done already: nothing to cancel.
+    let mut done = mine();
+    done.done = true;
+    let case = Case::new(deleting(claimed(with_passcode())));
+    let d = case.listed(vec![look_alike, done]).decide();
+    assert_eq!(d.effect, Some(Effect::RemoveFinalizer));
+    // The cancel is sent once.
+    let mut case = Case::new(deleting(claimed(with_passcode()))).listed(vec![mine()]);
+    case.inputs.cancelled = true;
+    assert_eq!(case.decide().effect, Some(Effect::RemoveFinalizer));
+}

@@ -1,0 +1,249 @@
+//! After the command is recorded: poll it until the device acts, it fails, or it expires (then
+//! cancel it and read it again).
+
+use std::time::Duration;
+
+use super::*;
+use crate::amapi::model::NonComplianceDetail;
+
+#[test]
+fn an_issued_command_is_polled() {
+    let case = Case::new(issued(with_passcode(), OP));
+    assert_eq!(case.decide().effect, Some(Effect::GetOperation(OP.into())));
+    let d = Case::new(issued(with_passcode(), OP))
+        .polled(json!({"done": false}))
+        .decide();
+    assert_eq!(reason(&d), Some(Reason::AwaitingDevice));
+    assert!(d.requeue.is_some() && d.effect.is_none());
+}
+
+#[test]
+fn outcomes_map_to_reasons() {
+    let cases = [
+        (json!({"done": true}), Reason::PasscodeReset),
+        (
+            json!({"done": true, "error": {"code": 1, "message": "cancelled"}}),
+            Reason::CommandCancelled,
+        ),
+        (
+            json!({"done": true, "error": {"code": 4, "message": "expired"}}),
+            Reason::CommandExpired,
+        ),
+        (
+            json!({"done": true, "error": {"code": 13, "message": "internal"}}),
+            Reason::DeviceRejected,
+        ),
+        (
+            json!({"done": true, "metadata": {"errorCode": "API_LEVEL"}}),
+            Reason::ApiLevelUnsupported,
+        ),
+        (
+            json!({"done": true, "metadata": {"errorCode": "MANAGEMENT_MODE"}}),
+            Reason::ManagementModeUnsupported,
+        ),
+        (
+            json!({"done": true, "metadata": {"errorCode": "INVALID_VALUE"}}),
+            Reason::DeviceRejected,
+        ),
+        (
+            json!({"done": true, "metadata": {"errorCode": "UNKNOWN"}}),
+            Reason::DeviceRejected,
+        ),
+    ];
+    for (operation, expected) in cases {
+        let d = Case::new(issued(with_passcode(), OP))
+            .active()
+            .polled(operation.clone())
+            .decide();
+        assert_eq!(reason(&d), Some(expected), "{operation}");
+        assert!(d.status.unwrap().completed_at.is_some());
+    }
+    let clear = Case::new(issued(clearing(), OP)).polled(json!({"done": true}));
+    assert_eq!(reason(&clear.decide()), Some(Reason::PasscodeCleared));
+}
+
+#[test]
+fn a_device_refusal_looks_at_the_device_to_explain_it() {
+    let case = Case::new(issued(with_passcode(), OP))
+        .polled(json!({"done": true, "metadata": {"errorCode": "UNKNOWN"}}));
+    assert_eq!(case.decide().effect, Some(Effect::GetDevice(DEVICE.into())));
+    let mut d = device(json!({}));
+    d.non_compliance_details = vec![NonComplianceDetail {
+        specific_non_compliance_reason: Some(
+            "PASSWORD_POLICIES_USER_CREDENTIALS_CONFIRMATION_REQUIRED".into(),
+        ),
+        ..Default::default()
+    }];
+    let case = case.device(d);
+    assert!(message(&case.decide()).contains("has not confirmed their current lock"));
+
+    let mut case = Case::new(issued(with_passcode(), OP))
+        .active()
+        .polled(json!({"done": true, "metadata": {"errorCode": "INVALID_VALUE"}}));
+    case.policies = vec![policy(json!({"quality": "NUMERIC", "historyLength": 5}))];
+    assert!(message(&case.decide()).contains("last 5 passcodes"));
+
+    // The device looked at is the claimed one, also after the spec was edited.
+    let case = Case::new(edited(issued(with_passcode(), OP), on_device_b()))
+        .polled(json!({"done": true, "metadata": {"errorCode": "UNKNOWN"}}));
+    assert_eq!(case.decide().effect, Some(Effect::GetDevice(DEVICE.into())));
+}
+
+#[test]
+fn a_vanished_operation_is_outcome_unknown() {
+    let mut case = Case::new(issued(with_passcode(), OP));
+    case.inputs.operation = Some(Read::NotFound);
+    let d = case.decide();
+    assert_eq!(reason(&d), Some(Reason::OutcomeUnknown));
+    assert!(message(&d).contains(OP));
+}
+
+#[test]
+fn an_unreadable_operation_is_read_again_until_well_past_expiry() {
+    // issued() expires 595 s after now(); then 30 s grace and 10 min.
+    let unavailable = |after: i64| {
+        let mut case = Case::new(issued(with_passcode(), OP));
+        case.now = now() + secs(after);
+        case.inputs.operation = Some(Read::Unavailable("HTTP 503".into()));
+        case.decide()
+    };
+    for after in [0, 700, 595 + 30 + 600] {
+        let d = unavailable(after);
+        assert_eq!(reason(&d), Some(Reason::AwaitingDevice), "{after}");
+        assert_eq!(d.effect, None);
+        assert!(d.requeue.unwrap() >= Duration::from_secs(2));
+        assert!(message(&d).contains("HTTP 503"));
+    }
+    let d = unavailable(595 + 30 + 601);
+    assert_eq!(reason(&d), Some(Reason::OutcomeUnknown));
+    assert!(message(&d).contains("HTTP 503"));
+    let mut case = Case::new(issued(with_passcode(), OP));
+    case.inputs.operation = Some(Read::Denied("forbidden".into()));
+    assert_eq!(reason(&case.decide()), Some(Reason::PermissionDenied));
+}
+
+#[test]
+fn an_expired_command_is_cancelled_then_failed() {
+    let mut case = Case::new(issued(with_passcode(), OP)).polled(json!({"done": false}));
+    // Within the grace after expiry: still waiting.
+    case.now = now() + secs(595 + 30);
+    assert_eq!(reason(&case.decide()), Some(Reason::AwaitingDevice));
+    case.now = now() + secs(700);
+    assert_eq!(
+        case.decide().effect,
+        Some(Effect::CancelOperation(OP.into()))
+    );
+    // The shell cancels, drops what it read and reads it again.
+    case.inputs.cancelled = true;
+    case.inputs.operation = None;
+    assert_eq!(case.decide().effect, Some(Effect::GetOperation(OP.into())));
+    // Still pending after the cancel: expired, though not confirmed.
+    let case = case.polled(json!({"done": false}));
+    let d = case.decide();
+    assert_eq!(reason(&d), Some(Reason::CommandExpired));
+    assert!(d.effect.is_none());
+    assert!(
+        message(&d).contains("AMAPI still showed it pending"),
+        "{}",
+        message(&d)
+    );
+}
+
+#[test]
+fn a_cancel_is_read_again_and_the_device_may_win_the_race() {
+    let after_cancel = |v: serde_json::Value| {
+        let mut case = Case::new(issued(with_passcode(), OP)).polled(v);
+        case.now = now() + secs(700);
+        case.inputs.cancelled = true;
+        case
+    };
+    // The device acted just before the cancel.
+    let d = after_cancel(json!({"done": true})).decide();
+    assert_eq!(reason(&d), Some(Reason::PasscodeReset));
+    // Cancelled by us: expired, confirmed.
+    let d =
+        after_cancel(json!({"done": true, "error": {"code": 1, "message": "cancelled"}})).decide();
+    assert_eq!(reason(&d), Some(Reason::CommandExpired));
+    let m = message(&d);
+    assert!(
+        m.contains("it was cancelled") && !m.contains("still showed"),
+        "{m}"
+    );
+    // Expired at Google's end.
+    let d =
+        after_cancel(json!({"done": true, "error": {"code": 4, "message": "expired"}})).decide();
+    assert_eq!(reason(&d), Some(Reason::CommandExpired));
+    // Refused by the device meanwhile: explained as any refusal.
+    let case = after_cancel(json!({"done": true, "metadata": {"errorCode": "INVALID_VALUE"}}));
+    assert_eq!(case.decide().effect, Some(Effect::GetDevice(DEVICE.into())));
+    assert_eq!(
+        reason(&case.active().decide()),
+        Some(Reason::DeviceRejected)
+    );
+}
+
+#[test]
+fn a_spec_changed_in_flight_is_followed_then_refused() {
+    let mut r = issued(with_passcode(), OP);
+    r.metadata.generation = Some(2);
+    let case = Case::new(r);
+    assert_eq!(case.decide().effect, Some(Effect::GetOperation(OP.into())));
+    let d = case.polled(json!({"done": true})).decide();
+    assert_eq!(reason(&d), Some(Reason::SpecChanged));
+    assert!(message(&d).contains("The device set the new passcode"));
+    assert!(message(&d).contains(DEVICE));
+    // The outcome is the claimed command's: the claim set a passcode, though the spec now clears.
+    let d = Case::new(edited(
+        issued(with_passcode(), OP),
+        json!({"device": DEVICE}),
+    ))
+    .polled(json!({"done": true}))
+    .decide();
+    assert_eq!(reason(&d), Some(Reason::SpecChanged));
+    assert!(
+        message(&d).contains("The device set the new passcode and locked."),
+        "{}",
+        message(&d)
+    );
+    // Expired and cancelled, edited to another device: SpecChanged, naming the claimed device.
+    let mut case = Case::new(edited(issued(with_passcode(), OP), on_device_b()))
+        .polled(json!({"done": false}));
+    case.now = now() + secs(700);
+    assert_eq!(
+        case.decide().effect,
+        Some(Effect::CancelOperation(OP.into()))
+    );
+    case.inputs.cancelled = true;
+    let d = case.decide();
+    assert_eq!(reason(&d), Some(Reason::SpecChanged));
+    let m = message(&d);
+    assert!(
+        m.contains(DEVICE) && !m.contains(DEVICE_B) && m.contains("expired"),
+        "{m}"
+    );
+}
+
+#[test]
+fn poll_interval_starts_fast_slows_down_and_stops_at_expiry() {
+    let r = issued(with_passcode(), OP);
+    let s = r.status.unwrap();
+    let at = |secs: i64| poll_interval(now() + SignedDuration::from_secs(secs), &s);
+    assert!(at(0) <= Duration::from_secs(1));
+    assert!(at(120) > at(0) && at(400) >= at(120));
+    // 5 s before expiry + grace: never sleeps past it (plus a 100 ms margin).
+    assert!(
+        at(620) <= Duration::from_millis(5_100),
+        "never sleeps past expiry + grace"
+    );
+}
+
+/// The operator cancelled the expired command in an earlier reconcile whose re-read failed; this
+/// one reads it cancelled. It expired: not a cancellation by someone else.
+#[test]
+
+fn a_cancel_read_back_in_a_later_reconcile_is_still_an_expiry() {
+    let mut case = Case::new(issued(with_passcode(), OP))
+        .polled(json!({"done": true, "error": {"code": 1, "message": "cancelled"}}));
+    case.now = now() + secs(700);
+    assert_eq!(reason(&case.decide()), Some(Reason::CommandExpired));
+}
