@@ -102,7 +102,7 @@ fn write_verdict(
             #[derive(Serialize)]
             struct Json<'a> {
                 passes: bool,
-                metrics: &'a crate::passcode::Metrics,
+                metrics: &'a crate::passcode::PasswordMetrics,
                 requirements: &'a [crate::passcode::Check],
             }
             let json = Json {

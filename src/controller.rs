@@ -241,7 +241,7 @@ async fn controllers(
             adoption_window: cfg.adoption_window,
         },
         policies: policy_store.clone(),
-        recorder: events.clone(),
+        events: events.clone(),
         metrics,
         policy_resync: cfg.policy_resync,
         cluster: reconcile::reset::edges::KubeCluster {

@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::metrics::{Complexity, CredentialType, Metrics};
+use super::complexity::{Complexity, CredentialType, PasswordMetrics};
 use super::requirements::{Governing, RequiredCredential};
 use super::{
     ANDROID_14_API_LEVEL, ANDROID_14_MIN_NUMERIC_LENGTH, MAX_ALLOWED_SEQUENCE, MAX_PASSWORD_LENGTH,
@@ -99,7 +99,7 @@ pub struct Verdict {
     /// True exactly when every line of `requirements` is met.
     pub passes: bool,
     /// What was measured (counts only, never the characters).
-    pub metrics: Metrics,
+    pub metrics: PasswordMetrics,
     /// The checklist, in the order of [`RULES`].
     pub requirements: Vec<Check>,
 }
@@ -117,7 +117,7 @@ impl Verdict {
 /// nothing requires a passcode. `api_level` is the device's; `None` means
 /// unknown, and then the Android 14 rule is not applied.
 pub fn judge(passcode: Option<&[u8]>, governing: &Governing, api_level: Option<u32>) -> Verdict {
-    let metrics = Metrics::measure(passcode.unwrap_or_default());
+    let metrics = PasswordMetrics::measure(passcode.unwrap_or_default());
     let requirements = if metrics.credential_type == CredentialType::None {
         clearing_checklist(governing)
     } else {
@@ -146,7 +146,7 @@ fn clearing_checklist(governing: &Governing) -> Vec<Check> {
     }
 }
 
-fn checklist(metrics: &Metrics, governing: &Governing, api_level: Option<u32>) -> Vec<Check> {
+fn checklist(metrics: &PasswordMetrics, governing: &Governing, api_level: Option<u32>) -> Vec<Check> {
     let digits_only = metrics.credential_type == CredentialType::Pin;
     let minimums = governing.minimums(digits_only);
     let mut checks = Vec::new();
@@ -628,7 +628,7 @@ mod tests {
     /// `removeOverlapping` including the length, the all-numeric minimum), as an
     /// independent oracle for the checklist. The Android 14 rule is AMAPI's and
     /// is left out (callers pass `api_level: None`).
-    fn android_accepts(g: &Governing, m: &Metrics) -> bool {
+    fn android_accepts(g: &Governing, m: &PasswordMetrics) -> bool {
         if m.invalid_characters {
             return false;
         }

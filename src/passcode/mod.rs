@@ -14,7 +14,7 @@
 //! 2. [`Governing::from_requirements`] turns each into Android's minimum metrics
 //!    (`PasswordPolicy.getMinMetrics`) plus a minimum complexity band, and merges
 //!    them field by field, strictest wins.
-//! 3. [`Metrics::measure`] measures a candidate passcode
+//! 3. [`PasswordMetrics::measure`] measures a candidate passcode
 //!    (`PasswordMetrics.computeForPasswordOrPin`).
 //! 4. [`judge()`] compares the two (`PasswordMetrics.validateCredential`) and
 //!    returns a [`Verdict`] with a checklist of [`Check`]s.
@@ -52,13 +52,13 @@
 
 mod amapi_mapping;
 mod judge;
-mod metrics;
+mod complexity;
 mod requirements;
 mod secret;
 
 pub use amapi_mapping::UNKNOWN_QUALITY;
 pub use judge::{Check, RULES, Verdict, judge};
-pub use metrics::{Complexity, CredentialType, Metrics, max_length_sequence};
+pub use complexity::{Complexity, CredentialType, PasswordMetrics, max_length_sequence};
 pub use requirements::{Governing, PasswordQuality, RequiredCredential, Requirements};
 pub use secret::{Passcode, PasscodeError};
 

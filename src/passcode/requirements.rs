@@ -6,7 +6,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{Complexity, CredentialType};
+use super::complexity::{Complexity, CredentialType};
 use super::{MAX_PASSWORD_LENGTH, MIN_LOCK_LENGTH};
 
 /// AMAPI `passwordQuality`: the kind of passcode a policy asks for.

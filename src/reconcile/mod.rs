@@ -22,8 +22,8 @@ pub struct Context {
     /// What the operator may act on (both reconcilers read it).
     pub config: reset::decide::Config,
     pub policies: Store<WorkProfilePasscodePolicy>,
-    /// Publishes Events (the policy reconciler's; the reset's go through `cluster`).
-    pub recorder: Recorder,
+    /// Publishes Events for policies (resets publish through `cluster`).
+    pub events: Recorder,
     pub metrics: Arc<Metrics>,
     /// How often Enforce policies are compared with AMAPI to correct drift.
     pub policy_resync: std::time::Duration,

@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, ListParams};
 use passcode_operator::api::Reason;
-use passcode_operator::reconcile::reset::record::{NAMESPACE_LABEL, record_name};
+use passcode_operator::reconcile::reset::record::{NAMESPACE_LABEL, record_name, runs};
 use serde_json::json;
 
 use crate::env::Env;
@@ -76,16 +76,18 @@ async fn a_recreated_twin_never_runs_again() {
     env.reason_is("again", Reason::PasscodeReset).await;
     assert_eq!(env.commands("phone").await.len(), 2);
 
-    // The name reused for a different reset runs, and takes the record over.
+    // The name reused for a different reset runs, and is added to the record beside the first.
     delete(&env, "r").await;
     let different = json!({"newPasscode": {"secretKeyRef": {"name": "pc", "key": "passcode"}}, "lockNow": true});
     env.reset("r", "phone", different.clone()).await;
     let reused = env.reason_is("r", Reason::PasscodeReset).await;
     assert_eq!(env.commands("phone").await.len(), 3);
     let record = records(&env).get(&record_name(&env.ns, "r")).await.unwrap();
+    let uids: Vec<String> = runs(&record).unwrap().into_iter().map(|r| r.uid).collect();
     assert_eq!(
-        record.data.as_ref().unwrap()["uid"],
-        reused.metadata.uid.unwrap()
+        uids,
+        [first.metadata.uid.unwrap(), reused.metadata.uid.unwrap()],
+        "every run of the name"
     );
     assert_eq!(records_of_namespace(&env).await.len(), 2, "r and again");
 
@@ -110,7 +112,7 @@ async fn a_reset_deleted_before_its_claim_runs_when_recreated() {
     .await;
     assert!(
         records_of_namespace(&env).await.is_empty(),
-        "nothing is recorded before the claim"
+        "nothing is recorded before the Secret is there"
     );
     delete(&env, "r").await;
     env.reset("r", "phone", spec()).await;

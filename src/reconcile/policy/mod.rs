@@ -106,7 +106,7 @@ async fn run(policy: Arc<WorkProfilePasscodePolicy>, ctx: &Context) -> Result<Ac
             action: e.action.into(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &policy.object_ref(&())).await {
+        if let Err(e) = ctx.events.publish(&event, &policy.object_ref(&())).await {
             warn!(error = %e, "could not publish an Event");
         }
     }

@@ -33,10 +33,10 @@ pub fn settled(r: &PasscodeReset) -> bool {
 /// other, so the last few by issue time are enough (the initial list does not come in time order).
 /// Those of resets deleted before the operator started are not known; see the README.
 #[derive(Default)]
-pub struct SettledOperations(Mutex<HashMap<String, Vec<Issued>>>);
+pub struct SettledOperations(Mutex<HashMap<String, Vec<Settled>>>);
 
 /// An operation and when it was issued.
-type Issued = (Option<Timestamp>, String);
+type Settled = (Option<Timestamp>, String);
 
 /// Operations kept per device.
 const KEPT_PER_DEVICE: usize = 8;

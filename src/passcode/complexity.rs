@@ -91,7 +91,7 @@ impl Complexity {
 /// Android's `PasswordMetrics` so that results can be compared side by side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Metrics {
+pub struct PasswordMetrics {
     /// Number of characters (bytes: anything outside ASCII counts per byte).
     pub length: u32,
     /// `a-z` and `A-Z`.
@@ -118,11 +118,11 @@ pub struct Metrics {
     pub invalid_characters: bool,
 }
 
-impl Metrics {
+impl PasswordMetrics {
     /// Measures `bytes` as Android measures a new PIN or password; empty means
     /// no credential.
-    pub fn measure(bytes: &[u8]) -> Metrics {
-        let mut metrics = Metrics {
+    pub fn measure(bytes: &[u8]) -> PasswordMetrics {
+        let mut metrics = PasswordMetrics {
             length: saturate(bytes.len()),
             letters: 0,
             upper_case: 0,
@@ -299,7 +299,7 @@ mod tests {
     // AOSP PasswordMetricsTest#testComputeForPassword_metrics.
     #[test]
     fn compute_for_password_metrics() {
-        let m = Metrics::measure(b"6B~0z1Z3*8A");
+        let m = PasswordMetrics::measure(b"6B~0z1Z3*8A");
         assert_eq!(m.length, 11);
         assert_eq!(m.letters, 4);
         assert_eq!(m.upper_case, 3);
@@ -326,7 +326,7 @@ mod tests {
             ("", CredentialType::None, true),
         ];
         for &(input, credential, complex) in cases {
-            let m = Metrics::measure(input.as_bytes());
+            let m = PasswordMetrics::measure(input.as_bytes());
             assert_eq!(m.credential_type, credential, "{input}");
             assert_eq!(
                 m.max_length_sequence <= MAX_ALLOWED_SEQUENCE,
@@ -360,7 +360,7 @@ mod tests {
         ];
         for &(input, expected) in cases {
             assert_eq!(
-                Metrics::measure(input.as_bytes()).complexity,
+                PasswordMetrics::measure(input.as_bytes()).complexity,
                 expected,
                 "{input}"
             );
@@ -376,25 +376,25 @@ mod tests {
             "ab\ncd",
         ] {
             assert!(
-                Metrics::measure(input.as_bytes()).invalid_characters,
+                PasswordMetrics::measure(input.as_bytes()).invalid_characters,
                 "{input:?}"
             );
         }
         for input in ["a b c d", "~~~~", "abc\u{7f}"] {
             assert!(
-                !Metrics::measure(input.as_bytes()).invalid_characters,
+                !PasswordMetrics::measure(input.as_bytes()).invalid_characters,
                 "{input:?}"
             );
         }
         // Multi-byte UTF-8 is measured per byte, each a symbol.
-        let m = Metrics::measure("\u{e9}".as_bytes());
+        let m = PasswordMetrics::measure("\u{e9}".as_bytes());
         assert_eq!((m.length, m.symbols), (2, 2));
         assert_eq!(m.credential_type, CredentialType::Password);
     }
 
     #[test]
     fn serializes_with_android_field_names() {
-        let value = serde_json::to_value(Metrics::measure(b"1357")).unwrap();
+        let value = serde_json::to_value(PasswordMetrics::measure(b"1357")).unwrap();
         let mut keys: Vec<&str> = value
             .as_object()
             .unwrap()
@@ -421,10 +421,10 @@ mod tests {
         );
         assert_eq!(value["credentialType"], "PIN");
         assert_eq!(value["complexity"], "LOW");
-        let empty = serde_json::to_value(Metrics::measure(b"")).unwrap();
+        let empty = serde_json::to_value(PasswordMetrics::measure(b"")).unwrap();
         assert_eq!(empty["credentialType"], "NONE");
         assert_eq!(empty["complexity"], "NONE");
-        let password = serde_json::to_value(Metrics::measure(b"alphabetic!")).unwrap();
+        let password = serde_json::to_value(PasswordMetrics::measure(b"alphabetic!")).unwrap();
         assert_eq!(password["credentialType"], "PASSWORD");
         assert_eq!(password["complexity"], "HIGH");
     }
@@ -432,7 +432,7 @@ mod tests {
     proptest! {
         #[test]
         fn counts_add_up(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
-            let m = Metrics::measure(&bytes);
+            let m = PasswordMetrics::measure(&bytes);
             prop_assert_eq!(m.length as usize, bytes.len());
             prop_assert_eq!(m.letters, m.upper_case + m.lower_case);
             prop_assert_eq!(m.non_letter, m.numeric + m.symbols);
@@ -449,7 +449,7 @@ mod tests {
         #[test]
         fn a_run_never_exceeds_its_proof(text in "[0-9a-cA-C;:]{1,24}") {
             // Every passcode has a run of at least 1, and a constant string is one run.
-            let m = Metrics::measure(text.as_bytes());
+            let m = PasswordMetrics::measure(text.as_bytes());
             prop_assert!(m.max_length_sequence >= 1);
             let repeated = text.as_bytes()[0..1].repeat(text.len());
             prop_assert_eq!(max_length_sequence(&repeated) as usize, text.len());
