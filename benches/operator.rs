@@ -34,8 +34,11 @@ use passcode_operator::api::{PasscodeReset, PasscodeResetStatus, Phase};
 use serde_json::{Value, json};
 
 use support::{
-    ApiWrites, ControlPlane, Counters, Finished, Operator, OperatorFlags, Sim, emit, round, summary,
+    ApiWrites, Counters, Finished, OperatorFlags, Readings, Sim, emit, round, server_rss_mib,
+    spawn_operator, summary,
 };
+use testkit::cluster::{ControlPlane, create_namespace};
+use testkit::process::Operator;
 
 // Scenario sizes and targets.
 const BURST_RESETS: usize = 1_000;
@@ -93,10 +96,10 @@ fn main() {
         .expect("tokio runtime");
     runtime.block_on(async {
         let started = Instant::now();
-        let cp = ControlPlane::start().await;
+        let cp = support::control_plane().await;
         emit(&json!({
             "machine": support::machine(),
-            "kube_apiserver": cp.version,
+            "kube_apiserver": cp.server_version,
             "build": "release (cargo bench profile)",
         }));
         let admin = cp.admin().await;
@@ -378,7 +381,7 @@ async fn burst(bench: &mut Bench) {
         "operator_rss_idle_mib": idle_rss,
         "operator_rss_peak_mib": op.peak_rss_mib(),
         "operator_cpu_s": round(op.cpu_seconds() - cpu_before, 2),
-        "server_rss_mib": bench.cp.server_rss_mib(),
+        "server_rss_mib": server_rss_mib(&bench.cp),
         "apiserver_writes_per_reset": writes_per_reset,
         "apiserver_writes": writes.by_kind(),
         "apiserver_conflicts_409": writes.conflicts(),
@@ -558,7 +561,7 @@ async fn ceiling(bench: &Bench) {
     let writes = mix.0 + mix.1 + mix.2 + mix.3;
     let workers = FAST_FLAGS.concurrency.unwrap() as usize;
     let base: PasscodeResetStatus = serde_json::from_value(status).expect("a status");
-    let ns = bench.cp.namespace(&bench.admin, "bench-ceiling").await;
+    let ns = create_namespace(&bench.admin, "bench-ceiling").await;
 
     progress!("ceiling: {n} objects, create + {writes} status writes each, {workers} workers");
     let plan = vec![Write::Status; writes];
@@ -601,7 +604,7 @@ async fn ceiling(bench: &Bench) {
             "objects_per_s": round(mix_per_s, 1),
             "ratio": operator_rate.map(|r| round(r / mix_per_s, 2)),
         },
-        "server_rss_mib": bench.cp.server_rss_mib(),
+        "server_rss_mib": server_rss_mib(&bench.cp),
     }));
 }
 
@@ -626,11 +629,11 @@ impl Scenario {
         devices: usize,
         flags: &OperatorFlags,
     ) -> Scenario {
-        let ns = bench.cp.namespace(&bench.admin, namespace).await;
+        let ns = create_namespace(&bench.admin, namespace).await;
         let sim = Sim::start(&bench.credentials, enterprise, devices, "0ms").await;
         let api: Api<PasscodeReset> = Api::namespaced(bench.admin.clone(), &ns);
         let (finished, watch) = Finished::watch(api.clone());
-        let mut op = Operator::spawn(&bench.cp, &sim, &bench.credentials, &ns, flags);
+        let mut op = spawn_operator(&bench.cp, &sim, &bench.credentials, &ns, flags);
         let ready = op.wait_ready(Duration::from_secs(60)).await;
         Scenario {
             sim,
@@ -725,7 +728,7 @@ async fn steady(bench: &Bench) {
 async fn scale(bench: &Bench) {
     let n = SCALE_RESETS;
     progress!("scale: storing {n} finished resets ({SCALE_CREATORS} concurrent writers)");
-    let ns = bench.cp.namespace(&bench.admin, "bench-scale").await;
+    let ns = create_namespace(&bench.admin, "bench-scale").await;
     let sim = Sim::start(&bench.credentials, "Ebenchscale", SCALE_DEVICES, "0ms").await;
     sim.unlimited().await;
     let api: Api<PasscodeReset> = Api::namespaced(bench.admin.clone(), &ns);
@@ -767,7 +770,7 @@ async fn scale(bench: &Bench) {
         "target_rss_mib": TARGET_SCALE_RSS_MIB,
         "meets_target": rss_after <= TARGET_SCALE_RSS_MIB && peak <= TARGET_SCALE_RSS_MIB,
         format!("restart_with_{quarter}"): small,
-        "server_rss_mib": bench.cp.server_rss_mib(),
+        "server_rss_mib": server_rss_mib(&bench.cp),
     });
     for (k, v) in big.as_object().unwrap() {
         line[k] = v.clone();
@@ -858,7 +861,7 @@ async fn restart_probe(
         amapi_rate: None,
         concurrency: None,
     };
-    let mut op = Operator::spawn(&bench.cp, sim, &bench.credentials, ns, &flags);
+    let mut op = spawn_operator(&bench.cp, sim, &bench.credentials, ns, &flags);
     let ready = op.wait_ready(Duration::from_secs(180)).await;
     let rss_ready = op.rss_mib();
     let cpu_ready = op.cpu_seconds();

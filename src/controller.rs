@@ -14,11 +14,12 @@ use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
-use kube::{Client, Config};
+use kube::{Client, Config, ResourceExt};
 use tracing::{error, info, warn};
 
-use crate::amapi::{AmapiClient, ClientOptions, ServiceAccount};
+use crate::amapi::{AmapiClient, ClientOptions, PubsubClient, PubsubOptions, ServiceAccount};
 use crate::api::{PasscodeReset, WorkProfilePasscodePolicy};
 use crate::metrics::{AmapiMetrics, Metrics};
 use crate::reconcile::{self, Context, reset::decide};
@@ -33,6 +34,12 @@ pub struct RunConfig {
     pub token_uri: Option<String>,
     pub enterprises: Vec<String>,
     pub amapi_rate: f64,
+    /// See `ClientOptions::followup_share`.
+    pub poll_share: f64,
+    /// AMAPI COMMAND notifications: a Pub/Sub subscription (`projects/P/subscriptions/S`), and
+    /// Pub/Sub's base URL.
+    pub pubsub_subscription: Option<String>,
+    pub pubsub_url: String,
     pub concurrency: u16,
     pub listen: SocketAddr,
     pub leader_election: bool,
@@ -68,11 +75,19 @@ pub async fn run(
             base_url: cfg.amapi_base_url.clone(),
             requests_per_second: cfg.amapi_rate,
             burst: (cfg.amapi_rate.ceil() as u32).max(1),
+            followup_share: cfg.poll_share,
             ..Default::default()
         },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?
     .with_observer(Arc::new(AmapiMetrics(metrics.clone())));
+    // A subscription name that cannot work is a startup error.
+    if let Some(client) = pubsub_client(&cfg, &amapi)? {
+        info!(
+            subscription = client.subscription(),
+            "AMAPI notifications pulled from Pub/Sub; polling is a slow safety net"
+        );
+    }
 
     let health = Arc::new(Health::default());
     let server = tokio::spawn(server::serve(
@@ -188,6 +203,20 @@ async fn lead_then_run(
     Ok(())
 }
 
+fn pubsub_client(cfg: &RunConfig, amapi: &AmapiClient) -> anyhow::Result<Option<PubsubClient>> {
+    let Some(subscription) = &cfg.pubsub_subscription else {
+        return Ok(None);
+    };
+    let options = PubsubOptions {
+        base_url: cfg.pubsub_url.clone(),
+        subscription: subscription.clone(),
+        return_immediately: false,
+    };
+    PubsubClient::new(amapi, options)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("--pubsub-subscription: {e}"))
+}
+
 /// Both controllers, until `until` resolves.
 async fn controllers(
     cfg: &RunConfig,
@@ -236,14 +265,15 @@ async fn controllers(
     let ctx = Arc::new(Context {
         client: client.clone(),
         amapi,
-        config: decide::Config {
+        config: reconcile::Config {
             enterprises: cfg.enterprises.clone(),
             adoption_window: cfg.adoption_window,
+            notifications: false,
+            policy_resync: cfg.policy_resync,
         },
         policies: policy_store.clone(),
         events: events.clone(),
         metrics,
-        policy_resync: cfg.policy_resync,
         cluster: reconcile::reset::edges::KubeCluster {
             client,
             resets: reset_store.clone(),
@@ -253,7 +283,35 @@ async fn controllers(
             events,
         },
         claims: Default::default(),
+        pushed: Default::default(),
+        notifications: Default::default(),
     });
+    // Completion pushed: notifications hand operations to their resets and trigger them.
+    let (trigger, triggered) = futures::channel::mpsc::unbounded();
+    let notifications = {
+        let pubsub = pubsub_client(cfg, &ctx.amapi).ok().flatten();
+        let (store, pushed, healthy, metrics) = (
+            reset_store.clone(),
+            ctx.pushed.clone(),
+            ctx.notifications.clone(),
+            ctx.metrics.clone(),
+        );
+        let until = until.clone();
+        async move {
+            if let Some(pubsub) = pubsub {
+                let follow =
+                    crate::notifications::follow(pubsub, store, pushed, trigger, healthy, metrics);
+                tokio::select! { _ = follow => {}, _ = until => {} }
+            }
+        }
+    };
+    // A status on first sight, outside the reconcile queue (see `accept_new_resets`).
+    let acceptor = accept_new_resets(
+        reset_store.clone(),
+        ctx.client.clone(),
+        ctx.amapi.clone(),
+        until.clone(),
+    );
     // Claimed and not finished, as the cache shows them: a gauge that heals with the cache.
     let in_flight_gauge = {
         let (store, metrics) = (reset_store.clone(), ctx.metrics.clone());
@@ -279,6 +337,7 @@ async fn controllers(
     let controller_config = ControllerConfig::default().concurrency(cfg.concurrency);
     let reset_controller = Controller::for_stream(reset_events, reset_store.clone())
         .with_config(controller_config.clone())
+        .reconcile_on(triggered)
         .graceful_shutdown_on(until.clone())
         .run(reconcile::reset::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
@@ -300,7 +359,63 @@ async fn controllers(
             }
         }
     };
-    futures::join!(reset_controller, policy_controller, ready, in_flight_gauge);
+    futures::join!(
+        reset_controller,
+        policy_controller,
+        ready,
+        in_flight_gauge,
+        acceptor,
+        notifications
+    );
+}
+
+/// Writes `Pending/Validating` into every reset the cache shows without a status, a few at a time,
+/// so a new reset has a status within a moment of its creation even when thousands wait for
+/// AMAPI's rate limit (the reconciles that call AMAPI queue behind it; this never calls AMAPI).
+/// The write is conditional on the resourceVersion: if the reconcile wrote first, it is dropped.
+async fn accept_new_resets(
+    resets: Store<PasscodeReset>,
+    client: Client,
+    amapi: AmapiClient,
+    until: Stop,
+) {
+    let work = async {
+        let mut tried: std::collections::HashSet<String> = Default::default();
+        loop {
+            let new: Vec<Arc<PasscodeReset>> = resets
+                .state()
+                .into_iter()
+                .filter(|r| r.status.is_none() && r.metadata.deletion_timestamp.is_none())
+                .collect();
+            tried.retain(|uid| new.iter().any(|r| r.metadata.uid.as_deref() == Some(uid)));
+            let fresh: Vec<Arc<PasscodeReset>> = new
+                .into_iter()
+                .filter(|r| tried.insert(r.metadata.uid.clone().unwrap_or_default()))
+                .collect();
+            let waiting = amapi.waiting();
+            futures::stream::iter(fresh)
+                .for_each_concurrent(8, |r| {
+                    let client = client.clone();
+                    async move {
+                        let api: Api<PasscodeReset> =
+                            Api::namespaced(client, &r.namespace().unwrap_or_default());
+                        let mut next = (*r).clone();
+                        next.status = Some(decide::accepted(&r, jiff::Timestamp::now(), waiting));
+                        match api
+                            .replace_status(&r.name_any(), &Default::default(), &next)
+                            .await
+                        {
+                            Ok(_) => {}
+                            Err(kube::Error::Api(s)) if s.is_conflict() || s.is_not_found() => {}
+                            Err(e) => warn!(error = %e, "could not write a first status"),
+                        }
+                    }
+                })
+                .await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::select! { _ = work => {}, _ = until => {} }
 }
 
 fn error_policy<K>(_: Arc<K>, error: &reconcile::Error, ctx: Arc<Context>) -> Action {

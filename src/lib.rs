@@ -7,6 +7,7 @@ pub mod check;
 pub mod controller;
 pub mod failpoint;
 pub mod metrics;
+pub mod notifications;
 pub mod passcode;
 pub mod reconcile;
 pub mod server;

@@ -80,6 +80,20 @@ struct RunArgs {
     /// 1,000 per 100 s).
     #[arg(long, env = "PASSCODE_OPERATOR_AMAPI_RATE", default_value_t = 8.0)]
     amapi_rate: f64,
+    /// The share of the AMAPI rate that follow-up polls of commands pending for over 10 s may
+    /// use (0.01 to 1). They go only when no call that moves a reset forward is waiting, so fresh
+    /// resets keep their latency however many commands are pending.
+    #[arg(long, env = "PASSCODE_OPERATOR_POLL_SHARE", default_value_t = 0.25)]
+    poll_share: f64,
+    /// Pull AMAPI COMMAND notifications from this Pub/Sub subscription
+    /// (`projects/PROJECT/subscriptions/SUBSCRIPTION`): completion is pushed, and pending commands
+    /// are polled only every 30 minutes as a safety net. The identity needs
+    /// roles/pubsub.subscriber on it.
+    #[arg(long, env = "PASSCODE_OPERATOR_PUBSUB_SUBSCRIPTION")]
+    pubsub_subscription: Option<String>,
+    /// Pub/Sub's base URL (the simulator serves it too).
+    #[arg(long, env = "PASSCODE_OPERATOR_PUBSUB_URL", default_value = passcode_operator::amapi::pubsub::DEFAULT_BASE_URL)]
+    pubsub_url: String,
     /// Resources reconciled at once.
     #[arg(long, env = "PASSCODE_OPERATOR_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
@@ -109,10 +123,11 @@ struct RunArgs {
     /// How often policies are compared with AMAPI (drift correction).
     #[arg(long, env = "PASSCODE_OPERATOR_POLICY_RESYNC", default_value = "300s", value_parser = parse_duration)]
     policy_resync: std::time::Duration,
-    /// How long after a claim a command it sent may still appear on the device's operations. When
-    /// AMAPI's answer leaves it open whether a command was created (5xx, a cut connection, a
-    /// crash), the reset waits this long, adopts the command if one is listed, and otherwise
-    /// issues it again. Attempts are sent only in the first third, each taking at most a third.
+    /// How long after a claim its command is looked for on the device's operations. When AMAPI's
+    /// answer leaves it open whether a command was created (5xx, a cut connection, a crash), the
+    /// reset looks this long, adopts the claim's command if it is listed, and otherwise ends
+    /// OutcomeUnknown (never a second command). Attempts are sent only in the first third, each
+    /// taking at most a third.
     #[arg(long, env = "PASSCODE_OPERATOR_ADOPTION_WINDOW", default_value = "180s", value_parser = parse_window)]
     adoption_window: std::time::Duration,
     /// Act on PasscodeResets in this namespace only (default: every namespace).
@@ -271,6 +286,9 @@ fn run(args: RunArgs) -> ExitCode {
             .filter(|e| !e.is_empty())
             .collect(),
         amapi_rate: args.amapi_rate,
+        poll_share: args.poll_share,
+        pubsub_subscription: args.pubsub_subscription.filter(|s| !s.is_empty()),
+        pubsub_url: args.pubsub_url,
         concurrency: args.concurrency.max(1),
         listen: args.listen,
         leader_election: args.leader_election,

@@ -31,6 +31,11 @@ pub struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransitionLabels {
     pub phase: &'static str,
     pub reason: &'static str,
@@ -52,6 +57,7 @@ pub struct Metrics {
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub reconcile_duration: Family<ResourceLabels, Histogram>,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub notifications: Family<OutcomeLabels, Counter>,
     pub reset_transitions: Family<TransitionLabels, Counter>,
     pub commands_in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub amapi_calls: Family<CallLabels, Counter>,
@@ -95,6 +101,12 @@ impl Metrics {
             "Reconciles that failed, by kind (conflict, kubernetes, invariant, unsettled)",
             reconcile_errors.clone(),
         );
+        let notifications = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "AMAPI COMMAND notifications pulled, by outcome (matched, pending, unknown_operation, other_type, malformed, pull_error)",
+            notifications.clone(),
+        );
         let commands_in_flight = Gauge::default();
         registry.register(
             "commands_in_flight",
@@ -132,6 +144,7 @@ impl Metrics {
             reconciles,
             reconcile_duration,
             reconcile_errors,
+            notifications,
             reset_transitions,
             commands_in_flight,
             amapi_calls,
@@ -147,6 +160,12 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String");
         out
+    }
+
+    pub fn notification(&self, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub fn reconcile_error(&self, kind: &'static str) {
@@ -195,6 +214,7 @@ mod tests {
         let m = Metrics::new();
         m.reconciled("passcodereset", true, Duration::from_millis(3));
         m.reconcile_error("invariant");
+        m.notification("matched");
         AmapiMetrics(Arc::new(Metrics::new())).call("devices.get", "ok", Duration::from_millis(1));
         m.reset_transitions
             .get_or_create(&TransitionLabels {
@@ -209,6 +229,7 @@ mod tests {
             "passcode_operator_reset_transitions_total{phase=\"Succeeded\",reason=\"PasscodeReset\"} 1",
             "passcode_operator_commands_in_flight",
             "passcode_operator_reconcile_errors_total{kind=\"invariant\"} 1",
+            "passcode_operator_notifications_total{outcome=\"matched\"} 1",
             "passcode_operator_amapi_rate_limit_wait_seconds_total",
             "passcode_operator_leader",
         ] {

@@ -3,8 +3,6 @@
 //! replies the simulator never gives (endless or looping pages, 408, 409), a scripted stand-in
 //! serves AMAPI while the simulator still issues the tokens.
 
-mod support;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +63,7 @@ impl Setup {
                 base_url: base_url.to_owned(),
                 requests_per_second: 200.0,
                 burst: 50,
+                followup_share: 0.25,
                 retry,
                 timeout: Duration::from_secs(5),
             },
@@ -608,7 +607,7 @@ fn request_bodies_fit_the_discovery_document() {
         },
     ] {
         let body = serde_json::to_value(&command).unwrap();
-        support::discovery::check("Command", &body).unwrap_or_else(|e| panic!("{body}: {e}"));
+        testkit::discovery::check("Command", &body).unwrap_or_else(|e| panic!("{body}: {e}"));
     }
     let requirements = passcode_operator::api::PolicyRequirements {
         quality: passcode_operator::passcode::PasswordQuality::Complex,
@@ -630,10 +629,10 @@ fn request_bodies_fit_the_discovery_document() {
         ..Default::default()
     };
     let body = serde_json::to_value(&policy).unwrap();
-    support::discovery::check("Policy", &body).unwrap_or_else(|e| panic!("{body}: {e}"));
+    testkit::discovery::check("Policy", &body).unwrap_or_else(|e| panic!("{body}: {e}"));
     // The checker is not a rubber stamp.
     assert!(
-        support::discovery::check(
+        testkit::discovery::check(
             "Command",
             &json!({"type": "RESET_PASSWORD", "resetPasswordFlags": ["LOCK_LATER"]})
         )

@@ -2,28 +2,10 @@
 //! flight across the outage still ends with exactly one command. A control plane of its own, so
 //! the restart disturbs no other test.
 
-#[path = "cluster/support.rs"]
-#[allow(dead_code)]
-mod support;
-
-#[path = "cluster/env.rs"]
-#[allow(dead_code)]
-mod env;
-
 use passcode_operator::api::Reason;
 use serde_json::json;
-
-use env::Env;
-
-fn restart_apiserver() {
-    let dir = &support::control_plane().dir;
-    let status = std::process::Command::new(support::repo().join("hack/control-plane"))
-        .arg("restart-apiserver")
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(status.success(), "restart-apiserver failed");
-}
+use testkit::cluster::control_plane;
+use testkit::scenario::Env;
 
 #[tokio::test]
 async fn the_operator_recovers_from_an_apiserver_restart() {
@@ -43,7 +25,7 @@ async fn the_operator_recovers_from_an_apiserver_restart() {
     .await;
 
     // The restart blocks this thread; the simulator must keep serving the operator meanwhile.
-    tokio::task::spawn_blocking(restart_apiserver)
+    tokio::task::spawn_blocking(|| control_plane().restart_apiserver())
         .await
         .unwrap();
     env.patch_device("across", json!({"online": true})).await;

@@ -2,8 +2,6 @@
 //! file (mode 0600, key reused across restarts), SIGTERM, a clear error for a bad fleet, and
 //! TRACE logs on stderr that never carry a passcode.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,7 +10,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::sim::{GRANT_TYPE, Patience, SCOPE, form_encode, http};
+use testkit::sim::{GRANT_TYPE, Patience, SCOPE, form_encode, http};
 
 const CANARY: &str = "Zq7#Canary!93";
 

@@ -2,14 +2,12 @@
 //! installs the process-wide subscriber, so every thread's logs are captured and no other test
 //! can race it for tracing's per-callsite caches.
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::sim::TestSim;
+use testkit::sim::TestSim;
 
 /// Collects formatted log output.
 #[derive(Clone, Default)]

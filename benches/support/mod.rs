@@ -1,33 +1,24 @@
-//! What the benchmark scenarios share: a control plane of their own (its directory is named
-//! `passcode-operator-bench-PID`, so `hack/no-strays` of a concurrent `make test` never takes it
-//! for a stray test), the AMAPI simulator in this process, the operator binary as a child process
-//! (killed on drop, also on panic), and readings from `/proc`, the API server's `/metrics` and the
-//! simulator's counters.
+//! What the benchmark scenarios add to the test kit (`testkit`): a control plane of their own
+//! (its directory is named `passcode-operator-bench-PID`, so `hack/no-strays` of a concurrent
+//! `make test` never takes it for a stray test), the AMAPI simulator in this process with a fleet
+//! of numbered devices, the operator binary as a child process with the bench's flags, and
+//! readings from `/proc`, the API server's `/metrics` and the simulator's counters.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ObjectMeta, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher;
-use kube::{Client, Config, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use passcode_operator::api::{PasscodeReset, Phase};
-use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
+use passcode_operator::simulator::Simulator;
 use serde_json::{Value, json};
-
-pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use testkit::cluster::ControlPlane;
+use testkit::process::{Launch, Operator};
 
 /// Progress goes to stderr; stdout carries only the JSON lines.
 #[macro_export]
@@ -35,116 +26,19 @@ macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("[bench] {}", format!($($arg)*)) };
 }
 
-// ---------------------------------------------------------------------------------------------
-// The control plane
-
-pub struct ControlPlane {
-    pub dir: PathBuf,
-    pub version: String,
+/// The bench's control plane.
+pub async fn control_plane() -> ControlPlane {
+    ControlPlane::start("passcode-operator-bench").await
 }
 
-impl ControlPlane {
-    /// etcd + kube-apiserver via `hack/control-plane start DIR --owner-pid <this process>`: they
-    /// stop and DIR is removed once this process has exited, however it exits. Then the CRDs from
-    /// the code and the RBAC of `manifests/`, as the tests install them.
-    pub async fn start() -> ControlPlane {
-        let dir =
-            std::env::temp_dir().join(format!("passcode-operator-bench-{}", std::process::id()));
-        let status = tokio::process::Command::new(repo().join("hack/control-plane"))
-            .arg("start")
-            .arg(&dir)
-            .arg("--owner-pid")
-            .arg(std::process::id().to_string())
-            .stdout(Stdio::null())
-            .status()
-            .await
-            .expect("run hack/control-plane");
-        assert!(status.success(), "hack/control-plane start: {status}");
-        let client = client_from(&dir.join("kubeconfig")).await;
-        let version = client
-            .apiserver_version()
-            .await
-            .expect("server version")
-            .git_version;
-        let crds: Api<CustomResourceDefinition> = Api::all(client);
-        for crd in passcode_operator::api::crds() {
-            let name = crd.name_any();
-            crds.create(&PostParams::default(), &crd)
-                .await
-                .expect("create CRD");
-            tokio::time::timeout(
-                Duration::from_secs(30),
-                await_condition(crds.clone(), &name, conditions::is_crd_established()),
-            )
-            .await
-            .expect("CRD established within 30 s")
-            .expect("watch CRD");
-        }
-        let out = tokio::process::Command::new("kubectl")
-            .env("KUBECONFIG", dir.join("kubeconfig"))
-            .args(["apply", "--validate=false", "-k"])
-            .arg(repo().join("manifests"))
-            .output()
-            .await
-            .expect("run kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl apply -k manifests: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        progress!("kube-apiserver {version} at {}", dir.display());
-        ControlPlane { dir, version }
-    }
-
-    pub async fn admin(&self) -> Client {
-        client_from(&self.dir.join("kubeconfig")).await
-    }
-
-    pub fn operator_kubeconfig(&self) -> PathBuf {
-        self.dir.join("operator.kubeconfig")
-    }
-
-    fn pid_of(&self, name: &str) -> Option<u32> {
-        std::fs::read_to_string(self.dir.join(format!("{name}.pid")))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// Resident memory of kube-apiserver and etcd, MiB.
-    pub fn server_rss_mib(&self) -> Value {
-        let rss = |name| {
-            self.pid_of(name)
-                .and_then(|pid| proc_status_kib(pid, "VmRSS"))
-                .map(kib_to_mib)
-        };
-        json!({"apiserver": rss("apiserver"), "etcd": rss("etcd")})
-    }
-
-    /// A fresh namespace.
-    pub async fn namespace(&self, client: &Client, name: &str) -> String {
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .expect("create namespace");
-        name.to_owned()
-    }
-}
-
-pub async fn client_from(kubeconfig: &Path) -> Client {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig");
-    Client::try_from(config).expect("client")
+/// Resident memory of kube-apiserver and etcd, MiB.
+pub fn server_rss_mib(cp: &ControlPlane) -> Value {
+    let rss = |name| {
+        cp.pid(name)
+            .and_then(|pid| proc_status_kib(pid, "VmRSS"))
+            .map(kib_to_mib)
+    };
+    json!({"apiserver": rss("apiserver"), "etcd": rss("etcd")})
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,14 +176,7 @@ impl Sim {
                 device_id(i)
             ));
         }
-        let fleet = Fleet::from_yaml(&yaml).expect("fleet");
-        let sim = Simulator::start(SimulatorConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            fleet,
-            credentials_path: Some(credentials.to_owned()),
-        })
-        .await
-        .expect("simulator");
+        let sim = testkit::simulator(&yaml, Some(credentials.to_owned())).await;
         Sim {
             sim,
             enterprise: enterprise.to_owned(),
@@ -387,130 +274,57 @@ impl OperatorFlags {
     }
 }
 
-const SETPRIV: &str = "/usr/bin/setpriv";
-
-/// The release binary as a child process, under the operator's ServiceAccount. Killed on drop.
-pub struct Operator {
-    child: Child,
-    pub started: Instant,
-    pub listen: SocketAddr,
-    pub log: PathBuf,
-    http: reqwest::Client,
+/// The release binary as a child process, under the operator's ServiceAccount.
+pub fn spawn_operator(
+    cp: &ControlPlane,
+    sim: &Sim,
+    credentials: &Path,
+    namespace: &str,
+    flags: &OperatorFlags,
+) -> Operator {
+    let mut args = vec![
+        ("log-level", "info".to_owned()),
+        ("leader-election", "false".to_owned()),
+    ];
+    if let Some(rate) = flags.amapi_rate {
+        args.push(("amapi-rate", rate.to_string()));
+    }
+    if let Some(c) = flags.concurrency {
+        args.push(("concurrency", c.to_string()));
+    }
+    Operator::spawn(Launch {
+        kubeconfig: &cp.operator_kubeconfig(),
+        credentials,
+        amapi_base_url: &sim.sim.base_url(),
+        enterprise: &sim.enterprise,
+        namespace,
+        log: log_dir().join(format!("operator-{namespace}.log")),
+        flags: args,
+        failpoint: None,
+    })
 }
 
-impl Operator {
-    pub fn spawn(
-        cp: &ControlPlane,
-        sim: &Sim,
-        credentials: &Path,
-        namespace: &str,
-        flags: &OperatorFlags,
-    ) -> Operator {
-        let listen = {
-            let l = TcpListener::bind("127.0.0.1:0").expect("free port");
-            l.local_addr().unwrap()
-        };
-        let log = log_dir().join(format!("operator-{namespace}.log"));
-        let file = std::fs::File::create(&log).expect("operator log");
-        let binary = env!("CARGO_BIN_EXE_passcode-operator");
-        // Under util-linux's setpriv the operator gets SIGKILL when this process dies, also when
-        // it is killed outright and no Drop runs; setpriv execs it, so the PID is the operator's.
-        let mut cmd = if Path::new(SETPRIV).exists() {
-            let mut c = Command::new(SETPRIV);
-            c.args(["--pdeathsig", "KILL", "--", binary]);
-            c
-        } else {
-            Command::new(binary)
-        };
-        cmd.arg("run")
-            .arg("--kubeconfig")
-            .arg(cp.operator_kubeconfig())
-            .arg("--credentials")
-            .arg(credentials)
-            .args(["--amapi-base-url", &sim.sim.base_url()])
-            .args(["--enterprises", &sim.enterprise])
-            .args(["--namespace", namespace])
-            .args(["--listen", &listen.to_string()])
-            .args(["--log-format", "json", "--log-level", "info"])
-            .args(["--leader-election", "false"])
-            .env_remove("KUBECONFIG")
-            .env_remove("PASSCODE_OPERATOR_FAILPOINT")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file);
-        if let Some(rate) = flags.amapi_rate {
-            cmd.args(["--amapi-rate", &rate.to_string()]);
-        }
-        if let Some(c) = flags.concurrency {
-            cmd.args(["--concurrency", &c.to_string()]);
-        }
-        let started = Instant::now();
-        let child = cmd.spawn().expect("start the operator");
-        Operator {
-            child,
-            started,
-            listen,
-            log,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Polls `/readyz` every 10 ms; returns the time from spawning the process to the first 200.
-    pub async fn wait_ready(&mut self, within: Duration) -> Duration {
-        let until = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "the operator exited ({status}); log {}:\n{}",
-                    self.log.display(),
-                    tail(&self.log, 30)
-                );
-            }
-            let ok = self
-                .http
-                .get(format!("http://{}/readyz", self.listen))
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                return self.started.elapsed();
-            }
-            assert!(
-                Instant::now() < until,
-                "the operator was not ready within {within:?}; log:\n{}",
-                tail(&self.log, 30)
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    pub async fn metrics(&self) -> String {
-        match self
-            .http
-            .get(format!("http://{}/metrics", self.listen))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-        {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        }
-    }
-
+/// What the bench reads of an operator process besides its metrics.
+pub trait Readings {
     /// The sum of a metric's samples whose labels contain `filter`.
-    pub async fn metric_sum(&self, name: &str, filter: &str) -> f64 {
+    async fn metric_sum(&self, name: &str, filter: &str) -> f64;
+    /// Counts in the operator's log so far: ERROR and WARN lines, and reconciles that ended
+    /// because the decision loop did not settle.
+    fn log_counts(&self) -> Value;
+    fn rss_mib(&self) -> f64;
+    /// Peak resident memory since start (VmHWM).
+    fn peak_rss_mib(&self) -> f64;
+    /// User + system CPU seconds used so far.
+    fn cpu_seconds(&self) -> f64;
+}
+
+impl Readings for Operator {
+    async fn metric_sum(&self, name: &str, filter: &str) -> f64 {
         sum_metric(&self.metrics().await, name, filter)
     }
 
-    /// Counts in the operator's log so far: ERROR and WARN lines, and reconciles that ended
-    /// because the decision loop did not settle.
-    pub fn log_counts(&self) -> Value {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+    fn log_counts(&self) -> Value {
+        let text = self.logs();
         let count = |pat: &str| text.lines().filter(|l| l.contains(pat)).count();
         json!({
             "errors": count("\"level\":\"ERROR\""),
@@ -520,25 +334,16 @@ impl Operator {
         })
     }
 
-    pub fn rss_mib(&self) -> f64 {
+    fn rss_mib(&self) -> f64 {
         proc_status_kib(self.pid(), "VmRSS").map_or(0.0, kib_to_mib)
     }
 
-    /// Peak resident memory since start (VmHWM).
-    pub fn peak_rss_mib(&self) -> f64 {
+    fn peak_rss_mib(&self) -> f64 {
         proc_status_kib(self.pid(), "VmHWM").map_or(0.0, kib_to_mib)
     }
 
-    /// User + system CPU seconds used so far.
-    pub fn cpu_seconds(&self) -> f64 {
+    fn cpu_seconds(&self) -> f64 {
         cpu_seconds(self.pid()).unwrap_or(0.0)
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -558,12 +363,6 @@ pub fn log_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-logs");
     std::fs::create_dir_all(&dir).expect("log directory");
     dir
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -54,12 +54,18 @@ impl ServiceAccount {
         &self.client_email
     }
 
-    /// A valid access token; `refresh` forces a new one (after AMAPI answered 401).
+    /// A valid access token for AMAPI; `refresh` forces a new one (after AMAPI answered 401).
     pub async fn token(&self, refresh: bool) -> Result<String, AmapiError> {
+        self.token_for(&[SCOPE], refresh).await
+    }
+
+    /// A valid access token for `scopes` (one cached per set of scopes, such as AMAPI's and
+    /// Pub/Sub's); `refresh` forces a new one.
+    pub async fn token_for(&self, scopes: &[&str], refresh: bool) -> Result<String, AmapiError> {
         let result = if refresh {
-            self.authenticator.force_refreshed_token(&[SCOPE]).await
+            self.authenticator.force_refreshed_token(scopes).await
         } else {
-            self.authenticator.token(&[SCOPE]).await
+            self.authenticator.token(scopes).await
         };
         let token = result.map_err(|e| AmapiError::Auth(e.to_string()))?;
         token

@@ -34,6 +34,8 @@ pub struct ClientOptions {
     /// Average AMAPI requests per second across the whole process.
     pub requests_per_second: f64,
     pub burst: u32,
+    /// The share of the rate that follow-up polls of long-pending commands may use (0 to 1).
+    pub followup_share: f64,
     pub retry: RetryPolicy,
     /// Per-request timeout.
     pub timeout: Duration,
@@ -45,6 +47,7 @@ impl Default for ClientOptions {
             base_url: DEFAULT_BASE_URL.to_owned(),
             requests_per_second: 8.0,
             burst: 8,
+            followup_share: 0.25,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
         }
@@ -76,15 +79,24 @@ enum Repeat {
     Never,
 }
 
-struct Call<'a> {
-    method: &'static str,
+/// One call through the shared machinery (token, retries, error classes, metrics); the Pub/Sub
+/// client builds its own.
+pub(super) struct Call<'a> {
+    pub(super) method: &'static str,
     http: Method,
+    /// Under `v1/` of the base URL.
     path: String,
     query: Vec<(&'static str, String)>,
-    body: Option<Vec<u8>>,
+    pub(super) body: Option<Vec<u8>>,
     repeat: Repeat,
     /// A value to scrub from any error message (the passcode, for issueCommand).
     secret: Option<&'a str>,
+    /// Another API's root URL (ending in `/`) instead of AMAPI's.
+    pub(super) base_url: Option<&'a str>,
+    /// The OAuth scopes of the token it is sent with.
+    pub(super) scopes: &'static [&'static str],
+    /// Whether it waits for the AMAPI rate limiter (AMAPI's quota; other APIs have their own).
+    pub(super) rate_limited: bool,
     /// No attempt starts at or after this instant.
     start_by: Option<Instant>,
     /// Per-attempt timeout, when shorter than the client's.
@@ -105,7 +117,11 @@ impl AmapiClient {
                 http: RwLock::new(http),
                 base_url,
                 auth,
-                limiter: RateLimiter::new(options.requests_per_second, options.burst),
+                limiter: RateLimiter::new(
+                    options.requests_per_second,
+                    options.burst,
+                    options.followup_share,
+                ),
                 retry: options.retry,
                 timeout: options.timeout,
                 observer: Arc::new(NoopObserver),
@@ -193,6 +209,17 @@ impl AmapiClient {
             call.timeout = Some(attempt_timeout);
         }
         self.call(call).await
+    }
+
+    /// Whether a follow-up poll of a long-pending command may be made now (see
+    /// [`RateLimiter::followup_allowed`]); when not, poll later rather than wait.
+    pub fn followup_allowed(&self) -> bool {
+        self.inner.limiter.followup_allowed()
+    }
+
+    /// AMAPI calls of this process waiting for the rate limit now.
+    pub fn waiting(&self) -> usize {
+        self.inner.limiter.waiting()
     }
 
     /// `operations.get`.
@@ -289,7 +316,7 @@ impl AmapiClient {
         self.call(call).await
     }
 
-    async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, AmapiError> {
+    pub(super) async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, AmapiError> {
         let started = Instant::now();
         let result = self.attempts(&call).await;
         if matches!(result, Err(AmapiError::Ambiguous { .. })) {
@@ -364,11 +391,13 @@ impl AmapiClient {
 
     async fn attempt<T: DeserializeOwned>(&self, call: &Call<'_>, refreshed: &mut bool) -> Step<T> {
         let inner = &self.inner;
-        let waited = inner.limiter.acquire().await;
-        if waited > Duration::from_millis(1) {
-            inner.observer.rate_limited(waited);
+        if call.rate_limited {
+            let waited = inner.limiter.acquire().await;
+            if waited > Duration::from_millis(1) {
+                inner.observer.rate_limited(waited);
+            }
         }
-        let token = match inner.auth.token(false).await {
+        let token = match inner.auth.token_for(call.scopes, false).await {
             Ok(t) => t,
             Err(e) => return Step::Fail(e),
         };
@@ -385,7 +414,11 @@ impl AmapiClient {
         let mut request = http
             .request(
                 call.http.clone(),
-                format!("{}v1/{}", inner.base_url, call.path),
+                format!(
+                    "{}v1/{}",
+                    call.base_url.unwrap_or(&inner.base_url),
+                    call.path
+                ),
             )
             .bearer_auth(token)
             .timeout(call.timeout.unwrap_or(inner.timeout).min(inner.timeout));
@@ -426,11 +459,18 @@ impl AmapiClient {
                     method: call.method,
                     message: format!("the response could not be read ({e}); the command may exist"),
                 }),
+                // serde's message can quote a value of the body: only its class and place.
                 Err(e) => Step::Fail(AmapiError::Transient {
                     method: call.method,
                     status: Some(status.as_u16()),
                     rpc_status: None,
-                    message: format!("AMAPI answered with an unreadable body: {e}"),
+                    message: format!(
+                        "the server answered with an unreadable body ({:?} error at line {} \
+                         column {})",
+                        e.classify(),
+                        e.line(),
+                        e.column()
+                    ),
                     retry_after: None,
                 }),
             };
@@ -447,7 +487,7 @@ impl AmapiClient {
         match status {
             StatusCode::UNAUTHORIZED if !*refreshed => {
                 *refreshed = true;
-                match inner.auth.token(true).await {
+                match inner.auth.token_for(call.scopes, true).await {
                     Ok(_) => Step::Again,
                     Err(e) => Step::Fail(e),
                 }
@@ -519,7 +559,8 @@ enum Step<T> {
 }
 
 impl<'a> Call<'a> {
-    fn new(method: &'static str, http: Method, path: String) -> Self {
+    /// A call safe to repeat, to AMAPI.
+    pub(super) fn new(method: &'static str, http: Method, path: String) -> Self {
         Call {
             method,
             http,
@@ -528,6 +569,9 @@ impl<'a> Call<'a> {
             body: None,
             repeat: Repeat::Safe,
             secret: None,
+            base_url: None,
+            scopes: &[super::auth::SCOPE],
+            rate_limited: true,
             start_by: None,
             timeout: None,
         }

@@ -1,11 +1,14 @@
 //! The Android Management API edge: wire models, service-account auth, and a client with one rate
-//! limiter, retries where they are safe, and `issueCommand` never sent twice blindly.
+//! limiter, retries where they are safe, and `issueCommand` never sent twice blindly; and a Pub/Sub
+//! pull client for AMAPI's notifications, over the same machinery.
 
 pub mod auth;
+pub mod base64;
 pub mod client;
 pub mod error;
 pub mod model;
 pub mod observe;
+pub mod pubsub;
 pub mod ratelimit;
 pub mod retry;
 
@@ -13,3 +16,4 @@ pub use auth::ServiceAccount;
 pub use client::{AmapiClient, ClientOptions, DEFAULT_BASE_URL};
 pub use error::AmapiError;
 pub use observe::{NoopObserver, Observer};
+pub use pubsub::{MalformedMessage, Notification, PubsubClient, PubsubOptions};

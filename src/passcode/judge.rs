@@ -146,7 +146,11 @@ fn clearing_checklist(governing: &Governing) -> Vec<Check> {
     }
 }
 
-fn checklist(metrics: &PasswordMetrics, governing: &Governing, api_level: Option<u32>) -> Vec<Check> {
+fn checklist(
+    metrics: &PasswordMetrics,
+    governing: &Governing,
+    api_level: Option<u32>,
+) -> Vec<Check> {
     let digits_only = metrics.credential_type == CredentialType::Pin;
     let minimums = governing.minimums(digits_only);
     let mut checks = Vec::new();

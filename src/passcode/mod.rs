@@ -51,14 +51,14 @@
 //! never a failed command.
 
 mod amapi_mapping;
-mod judge;
 mod complexity;
+mod judge;
 mod requirements;
 mod secret;
 
 pub use amapi_mapping::UNKNOWN_QUALITY;
-pub use judge::{Check, RULES, Verdict, judge};
 pub use complexity::{Complexity, CredentialType, PasswordMetrics, max_length_sequence};
+pub use judge::{Check, RULES, Verdict, judge};
 pub use requirements::{Governing, PasswordQuality, RequiredCredential, Requirements};
 pub use secret::{Passcode, PasscodeError};
 

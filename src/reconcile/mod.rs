@@ -1,6 +1,7 @@
 //! Reconcilers: a pure decision per resource and the thin shell that performs its effects
 //! against Kubernetes and AMAPI.
 
+mod config;
 pub mod govern;
 pub mod policy;
 pub mod reset;
@@ -11,6 +12,8 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
+pub use config::{Config, DEFAULT_ADOPTION_WINDOW};
+
 use crate::amapi::AmapiClient;
 use crate::api::WorkProfilePasscodePolicy;
 use crate::metrics::Metrics;
@@ -20,17 +23,19 @@ pub struct Context {
     pub client: Client,
     pub amapi: AmapiClient,
     /// What the operator may act on (both reconcilers read it).
-    pub config: reset::decide::Config,
+    pub config: Config,
     pub policies: Store<WorkProfilePasscodePolicy>,
     /// Publishes Events for policies (resets publish through `cluster`).
     pub events: Recorder,
     pub metrics: Arc<Metrics>,
-    /// How often Enforce policies are compared with AMAPI to correct drift.
-    pub policy_resync: std::time::Duration,
     /// Kubernetes as the reset reconciler sees it.
     pub cluster: reset::edges::KubeCluster,
     /// The claims this process wrote (see `reset::claims`).
     pub claims: reset::claims::Claims,
+    /// Completions AMAPI pushed (see `reset::pushed`).
+    pub pushed: Arc<reset::pushed::Pushed>,
+    /// Notifications are configured and the last pull worked.
+    pub notifications: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A reconcile that could not finish; the controller retries it with backoff.

@@ -1,7 +1,8 @@
 //! The inspection and control API under `/sim/v1/`, apart from AMAPI: no authentication, no
 //! quota, no faults. Tests and demos use it to see every command a device received (never the
 //! passcode), count calls, change devices and policies behind the client's back, move the
-//! simulated clock, and set faults and quota at run time. Errors use Google's error body.
+//! simulated clock, set faults and quota at run time, turn an enterprise's notifications on or
+//! off and look at the Pub/Sub subscription's messages. Errors use Google's error body.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::clock;
 use super::errors::ApiError;
-use super::faults::FaultSettings;
+use super::faults::{FaultSettings, PubsubFaults};
 use super::quota::QuotaSettings;
 use super::server::Shared;
 use super::world::{DevicePatch, World};
@@ -36,6 +37,16 @@ pub fn router() -> Router<Arc<Shared>> {
         .route(
             "/sim/v1/enterprises/{e}/policies/{p}",
             get(get_policy).patch(patch_policy),
+        )
+        .route(
+            "/sim/v1/enterprises/{e}",
+            get(get_enterprise).patch(patch_enterprise),
+        )
+        .route("/sim/v1/pubsub", get(get_pubsub))
+        .route("/sim/v1/pubsub/messages", post(publish_message))
+        .route(
+            "/sim/v1/pubsub/faults",
+            get(get_pubsub_faults).put(put_pubsub_faults),
         )
         .route("/sim/v1/counters", get(counters))
         .route("/sim/v1/faults", get(get_faults).put(put_faults))
@@ -126,15 +137,106 @@ async fn patch_policy(
 }
 
 async fn counters(State(shared): State<Arc<Shared>>) -> Response {
-    let pending = {
+    let (pending, pubsub) = {
         let mut world = shared.world.lock().expect("world lock");
         world.tick(shared.clock.now());
-        world.late_commands()
+        let mut pubsub = world.pubsub.counters.to_json();
+        // Messages not acknowledged yet (copies of duplicated ones counted).
+        pubsub["pending"] = json!(world.pubsub.pending());
+        (world.late_commands(), pubsub)
     };
     let mut counters = shared.counters.lock().expect("counters lock").to_json();
     // Commands the late-creation fault still holds back: not on any device yet.
     counters["faults"]["lateCreationsPending"] = json!(pending);
+    counters["pubsub"] = pubsub;
     Json(counters).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NotificationPatch {
+    enabled_notification_types: Option<Vec<String>>,
+    pubsub_topic: Option<String>,
+}
+
+async fn get_enterprise(State(shared): State<Arc<Shared>>, Path(e): Path<String>) -> Response {
+    with_world(&shared, |w, _| w.notifications_view(&e))
+}
+
+/// Turns an enterprise's notifications on or off (`enabledNotificationTypes`, `pubsubTopic`).
+async fn patch_enterprise(
+    State(shared): State<Arc<Shared>>,
+    Path(e): Path<String>,
+    body: Bytes,
+) -> Response {
+    with_world(&shared, |w, _| {
+        let patch: NotificationPatch = parse(&body)?;
+        w.patch_notifications(&e, patch.enabled_notification_types, patch.pubsub_topic)
+    })
+}
+
+/// The subscription, its counters and every message not acknowledged yet (never its data).
+async fn get_pubsub(State(shared): State<Arc<Shared>>) -> Response {
+    with_world(&shared, |w, now| Ok(w.pubsub.view(now)))
+}
+
+/// A message published by hand, to the subscription's topic (faults apply): `data` is sent as
+/// given (so it can be malformed); `json` is encoded to base64 first. For messages AMAPI would
+/// not send: about an unknown operation, another enterprise, broken data.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ManualMessage {
+    #[serde(default)]
+    attributes: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    json: Option<Value>,
+}
+
+async fn publish_message(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    with_world(&shared, |w, now| {
+        let message: ManualMessage = parse(&body)?;
+        let data = match (message.data, message.json) {
+            (Some(data), None) => data,
+            (None, Some(v)) => crate::amapi::base64::encode(v.to_string().as_bytes()),
+            (None, None) => String::new(),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid_argument("give data or json, not both"));
+            }
+        };
+        let Some(topic) = w.pubsub.topic().map(str::to_owned) else {
+            return Err(ApiError::failed_precondition(
+                "no Pub/Sub subscription is configured (settings.pubsub)",
+            ));
+        };
+        w.pubsub.publish_encoded(
+            &topic,
+            message.attributes,
+            zeroize::Zeroizing::new(data),
+            "(admin)",
+            "",
+            now,
+            fastrand::f64,
+        );
+        Ok(json!({}))
+    })
+}
+
+async fn get_pubsub_faults(State(shared): State<Arc<Shared>>) -> Response {
+    with_world(&shared, |w, _| Ok(json!(w.pubsub.faults)))
+}
+
+/// Replaces the Pub/Sub faults; fields left out are off. They apply to messages published from
+/// now on (and, for errors and permission, to calls).
+async fn put_pubsub_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    with_world(&shared, |w, _| {
+        let faults: PubsubFaults = parse(&body)?;
+        faults.validate().map_err(ApiError::invalid_argument)?;
+        tracing::info!(?faults, "pubsub faults changed");
+        w.pubsub.faults = faults.clone();
+        Ok(json!(faults))
+    })
 }
 
 async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {

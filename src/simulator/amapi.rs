@@ -24,6 +24,7 @@ use serde_json::Value;
 use super::counters::Method;
 use super::errors::ApiError;
 use super::faults::PreFault;
+use super::oauth::SCOPE;
 use super::server::Shared;
 use super::world::World;
 
@@ -216,16 +217,7 @@ fn gate(
 ) -> Result<(), ApiError> {
     let token = bearer(headers).or_else(|| params.and_then(|p| p.get("access_token")));
     let now = Instant::now();
-    let authenticated =
-        token.is_some_and(|t| shared.tokens.lock().expect("tokens lock").is_valid(t, now));
-    if !authenticated {
-        shared
-            .counters
-            .lock()
-            .expect("counters lock")
-            .unauthenticated += 1;
-        return Err(ApiError::unauthenticated());
-    }
+    authorize(shared, token, &[SCOPE], "androidmanagement.googleapis.com")?;
     if let Err(retry_after) = shared.quota.lock().expect("quota lock").admit(now) {
         shared
             .counters
@@ -254,7 +246,38 @@ fn gate(
     Ok(())
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// Authentication (401: no valid token) and then the token's scopes (403: none of `scopes`), as
+/// Google's front end checks them for every API.
+pub fn authorize(
+    shared: &Shared,
+    token: Option<&str>,
+    scopes: &[&str],
+    service: &str,
+) -> Result<(), ApiError> {
+    let now = Instant::now();
+    let granted = token.and_then(|t| {
+        shared
+            .tokens
+            .lock()
+            .expect("tokens lock")
+            .scopes(t, now)
+            .map(|granted| scopes.iter().any(|s| granted.iter().any(|g| g == s)))
+    });
+    match granted {
+        None => {
+            shared
+                .counters
+                .lock()
+                .expect("counters lock")
+                .unauthenticated += 1;
+            Err(ApiError::unauthenticated())
+        }
+        Some(false) => Err(ApiError::insufficient_scopes(service)),
+        Some(true) => Ok(()),
+    }
+}
+
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
@@ -347,8 +370,8 @@ async fn operation_custom_method(
     match o.split_once(':') {
         Some((o, "cancel")) => {
             request
-                .call(Method::OperationsCancel, |w, _, _, _| {
-                    w.cancel_operation(&e, &d, o)
+                .call(Method::OperationsCancel, |w, now, _, _| {
+                    w.cancel_operation(&e, &d, o, now)
                 })
                 .await
         }

@@ -146,6 +146,13 @@ impl SimDevice {
         self.sync_due = Some(self.sync_due.map_or(at, |due| due.min(at)));
     }
 
+    /// Indices of the commands still pending, oldest first.
+    pub fn pending_commands(&self) -> Vec<usize> {
+        (0..self.commands.len())
+            .filter(|&i| self.commands[i].is_pending())
+            .collect()
+    }
+
     /// The earliest time a pending command expires.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.commands

@@ -49,6 +49,18 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "PERMISSION_DENIED", message)
     }
 
+    /// The token is valid but was not granted a scope of the API called.
+    pub fn insufficient_scopes(service: &str) -> Self {
+        let mut e = Self::permission_denied("Request had insufficient authentication scopes.");
+        e.details.push(json!({
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+            "domain": "googleapis.com",
+            "metadata": {"service": service},
+        }));
+        e
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
     }

@@ -3,7 +3,8 @@
 //! (the ambiguous case: did the command get created?), and commands created late: the caller is
 //! answered 504 while its request is still on its way, and the command appears only later (a
 //! command created after the client gave up). They apply to AMAPI calls only, never to the token
-//! endpoint or the admin API.
+//! endpoint or the admin API. [`PubsubFaults`] are the Pub/Sub subscription's own: messages
+//! dropped, duplicated, delayed or reordered, calls failed or refused.
 
 use std::time::Duration;
 
@@ -111,6 +112,82 @@ impl FaultSettings {
     }
 }
 
+/// Faults of the simulated Pub/Sub subscription (AMAPI notifications). Drop, duplicate and delay
+/// are drawn once per published message; `errorRate` once per Pub/Sub call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PubsubFaults {
+    /// Fraction of published messages never delivered.
+    #[serde(default)]
+    pub drop_rate: f64,
+    /// Fraction of published messages delivered twice: two copies with the same `messageId`,
+    /// each with its own ack IDs (acking one does not settle the other).
+    #[serde(default)]
+    pub duplicate_rate: f64,
+    /// Fraction of published messages held back `delay` before they can be pulled.
+    #[serde(default)]
+    pub delay_rate: f64,
+    /// How long a delayed message is held back, on the simulated clock.
+    #[serde(default, with = "duration_text")]
+    pub delay: Duration,
+    /// Pull hands out what is available in random order instead of oldest first.
+    #[serde(default)]
+    pub reorder: bool,
+    /// Fraction of Pub/Sub calls answered 503 UNAVAILABLE without being processed.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// The caller lacks `pubsub.subscriptions.consume`: every call on the subscription is
+    /// answered 403 PERMISSION_DENIED.
+    #[serde(default)]
+    pub permission_denied: bool,
+}
+
+/// What a published message's faults do to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageFate {
+    pub dropped: bool,
+    pub duplicated: bool,
+    pub delay: Option<Duration>,
+}
+
+impl PubsubFaults {
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [
+            ("dropRate", self.drop_rate),
+            ("duplicateRate", self.duplicate_rate),
+            ("delayRate", self.delay_rate),
+            ("errorRate", self.error_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!(
+                    "pubsub.faults.{name} must be between 0 and 1, not {rate}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Draws the fate of one published message. `draw` yields uniform numbers in `[0, 1)`.
+    pub fn fate(&self, mut draw: impl FnMut() -> f64) -> MessageFate {
+        if self.drop_rate > 0.0 && draw() < self.drop_rate {
+            return MessageFate {
+                dropped: true,
+                ..MessageFate::default()
+            };
+        }
+        MessageFate {
+            dropped: false,
+            duplicated: self.duplicate_rate > 0.0 && draw() < self.duplicate_rate,
+            delay: (self.delay_rate > 0.0 && draw() < self.delay_rate).then_some(self.delay),
+        }
+    }
+
+    /// Whether a Pub/Sub call is answered 503 before it is processed.
+    pub fn fails(&self, mut draw: impl FnMut() -> f64) -> bool {
+        self.error_rate > 0.0 && draw() < self.error_rate
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +279,38 @@ mod tests {
                 .unwrap();
         assert_eq!(parsed.latency, Duration::from_millis(50));
         assert_eq!(parsed.error_rate, 0.5);
+    }
+
+    #[test]
+    fn pubsub_faults_decide_each_message() {
+        let none = PubsubFaults::default();
+        assert_eq!(none.fate(fastrand::f64), MessageFate::default());
+        assert!(!none.fails(fastrand::f64));
+        let all: PubsubFaults = serde_json::from_value(serde_json::json!({
+            "duplicateRate": 1.0, "delayRate": 1.0, "delay": "30s", "errorRate": 1.0
+        }))
+        .unwrap();
+        let fate = all.fate(fastrand::f64);
+        assert!(fate.duplicated && !fate.dropped);
+        assert_eq!(fate.delay, Some(Duration::from_secs(30)));
+        assert!(all.fails(fastrand::f64));
+        let drop = PubsubFaults {
+            drop_rate: 1.0,
+            duplicate_rate: 1.0,
+            ..PubsubFaults::default()
+        };
+        assert_eq!(
+            drop.fate(fastrand::f64),
+            MessageFate {
+                dropped: true,
+                ..MessageFate::default()
+            },
+            "a dropped message is not also duplicated"
+        );
+        let bad = PubsubFaults {
+            duplicate_rate: 1.5,
+            ..PubsubFaults::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("duplicateRate"));
     }
 }

@@ -7,8 +7,15 @@
 //!   tokenTtl: 3599s            # lifetime of access tokens from /token
 //!   quota: {requests: 1000, window: 100s}
 //!   faults: {errorRate: 0, throttleRate: 0, latency: 0ms, dropRate: 0}
+//!   pubsub:                    # an emulated Pub/Sub pull subscription for AMAPI notifications
+//!     subscription: projects/sim-project/subscriptions/amapi-events
+//!     topic: projects/sim-project/topics/amapi-events   # default: the subscription's id
+//!     ackDeadline: 10s
+//!     faults: {dropRate: 0, duplicateRate: 0, delayRate: 0, delay: 0s, reorder: false, errorRate: 0, permissionDenied: false}
 //! enterprises:
 //!   - id: LC01demo
+//!     enabledNotificationTypes: [COMMAND]   # AMAPI's field: COMMAND publishes completed commands
+//!     pubsubTopic: projects/sim-project/topics/amapi-events   # default: settings.pubsub's topic
 //!     policies:
 //!       - id: work-profile     # any other key is a top-level Policy field, kept as given
 //!         version: 1           # optional, default 1
@@ -37,7 +44,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::clock::duration_text;
-use super::faults::FaultSettings;
+use super::faults::{FaultSettings, PubsubFaults};
 use super::policy::PolicyState;
 use super::quota::QuotaSettings;
 use crate::amapi::model::{DeviceState, ManagementMode, Ownership};
@@ -61,6 +68,9 @@ pub struct Settings {
     pub quota: QuotaSettings,
     #[serde(default)]
     pub faults: FaultSettings,
+    /// The Pub/Sub subscription AMAPI notifications can be pulled from; none by default.
+    #[serde(default)]
+    pub pubsub: Option<PubsubSettings>,
 }
 
 impl Default for Settings {
@@ -69,8 +79,110 @@ impl Default for Settings {
             token_ttl: default_token_ttl(),
             quota: QuotaSettings::default(),
             faults: FaultSettings::default(),
+            pubsub: None,
         }
     }
+}
+
+/// One Pub/Sub topic with one pull subscription attached.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PubsubSettings {
+    /// `projects/{project}/subscriptions/{subscription}`.
+    pub subscription: String,
+    /// `projects/{project}/topics/{topic}`; default: the subscription's project and id.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// `Subscription.ackDeadlineSeconds`: how long a pulled message waits for its ack before it
+    /// is delivered again (simulated clock). Google allows 10s to 600s; shorter is accepted here
+    /// for tests.
+    #[serde(default = "default_ack_deadline", with = "duration_text")]
+    pub ack_deadline: Duration,
+    #[serde(default)]
+    pub faults: PubsubFaults,
+}
+
+impl PubsubSettings {
+    /// The topic the subscription is attached to.
+    pub fn topic(&self) -> String {
+        self.topic.clone().unwrap_or_else(|| {
+            let (project, id) = split_name(&self.subscription, "subscriptions").unwrap_or_default();
+            format!("projects/{project}/topics/{id}")
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if split_name(&self.subscription, "subscriptions").is_none() {
+            return Err(format!(
+                "pubsub.subscription {:?} must look like projects/PROJECT/subscriptions/NAME",
+                self.subscription
+            ));
+        }
+        if let Some(topic) = &self.topic {
+            check_topic("pubsub.topic", topic)?;
+        }
+        if self.ack_deadline < Duration::from_secs(1) || self.ack_deadline > MAX_ACK_DEADLINE {
+            return Err("pubsub.ackDeadline must be between 1s and 600s".into());
+        }
+        self.faults.validate()
+    }
+}
+
+/// Google's longest ack deadline.
+pub const MAX_ACK_DEADLINE: Duration = Duration::from_secs(600);
+
+fn default_ack_deadline() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// `(project, id)` of `projects/{project}/{kind}/{id}`, if the name is one: ids of letters,
+/// digits and `-_.~+` (Pub/Sub's characters, but `%`), so the name is safe in a URL path.
+pub fn split_name<'a>(name: &'a str, kind: &str) -> Option<(&'a str, &'a str)> {
+    let rest = name.strip_prefix("projects/")?;
+    let (project, rest) = rest.split_once('/')?;
+    let id = rest.strip_prefix(kind)?.strip_prefix('/')?;
+    let ok = |s: &str, extra: &[u8]| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b) || extra.contains(&b))
+    };
+    (ok(project, b":") && ok(id, b"~+")).then_some((project, id))
+}
+
+fn check_topic(what: &str, topic: &str) -> Result<(), String> {
+    if split_name(topic, "topics").is_none() {
+        return Err(format!(
+            "{what} {topic:?} must look like projects/PROJECT/topics/NAME"
+        ));
+    }
+    Ok(())
+}
+
+/// AMAPI's `NotificationType` values.
+pub const NOTIFICATION_TYPES: &[&str] = &[
+    "NOTIFICATION_TYPE_UNSPECIFIED",
+    "ENROLLMENT",
+    "COMPLIANCE_REPORT",
+    "STATUS_REPORT",
+    "COMMAND",
+    "USAGE_LOGS",
+    "ENTERPRISE_UPGRADE",
+];
+
+/// Checks an enterprise's notification settings as `enterprises.patch` would.
+pub fn check_notifications(types: &[String], topic: Option<&str>) -> Result<(), String> {
+    if let Some(t) = types
+        .iter()
+        .find(|t| !NOTIFICATION_TYPES.contains(&t.as_str()))
+    {
+        return Err(format!(
+            "enabledNotificationTypes: {t:?} is not an AMAPI notification type"
+        ));
+    }
+    if let Some(topic) = topic {
+        check_topic("pubsubTopic", topic)?;
+    }
+    Ok(())
 }
 
 fn default_token_ttl() -> Duration {
@@ -86,6 +198,22 @@ pub struct EnterpriseSpec {
     pub policies: Vec<PolicySpec>,
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
+    /// AMAPI's `Enterprise.enabledNotificationTypes`: with `COMMAND`, every command that ends is
+    /// published to `pubsubTopic`.
+    #[serde(default)]
+    pub enabled_notification_types: Vec<String>,
+    /// AMAPI's `Enterprise.pubsubTopic`; default: `settings.pubsub`'s topic.
+    #[serde(default)]
+    pub pubsub_topic: Option<String>,
+}
+
+impl EnterpriseSpec {
+    /// The topic its notifications go to, if it has one.
+    pub fn topic(&self, settings: &Settings) -> Option<String> {
+        self.pubsub_topic
+            .clone()
+            .or_else(|| settings.pubsub.as_ref().map(PubsubSettings::topic))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -179,6 +307,9 @@ impl Fleet {
         }
         s.quota.validate().map_err(|e| format!("settings.{e}"))?;
         s.faults.validate().map_err(|e| format!("settings.{e}"))?;
+        if let Some(pubsub) = &s.pubsub {
+            pubsub.validate().map_err(|e| format!("settings.{e}"))?;
+        }
         let mut enterprise_ids = Vec::new();
         for e in &self.enterprises {
             check_id("enterprise id", &e.id)?;
@@ -187,6 +318,17 @@ impl Fleet {
             }
             enterprise_ids.push(&e.id);
             let at = format!("enterprise {}", e.id);
+            check_notifications(&e.enabled_notification_types, e.pubsub_topic.as_deref())
+                .map_err(|err| format!("{at}: {err}"))?;
+            let notifies = e
+                .enabled_notification_types
+                .iter()
+                .any(|t| t != "NOTIFICATION_TYPE_UNSPECIFIED");
+            if notifies && e.topic(s).is_none() {
+                return Err(format!(
+                    "{at}: enabledNotificationTypes needs a pubsubTopic (or settings.pubsub)"
+                ));
+            }
             let mut policy_ids = Vec::new();
             for p in &e.policies {
                 check_id(&format!("{at}: policy id"), &p.id)?;
@@ -366,6 +508,76 @@ enterprises:
         assert!(version.contains("version"), "{version}");
         let level = error("enterprises: [{id: E, devices: [{id: d, apiLevel: 0}]}]");
         assert!(level.contains("apiLevel"), "{level}");
+    }
+
+    #[test]
+    fn pubsub_settings() {
+        let fleet = Fleet::from_yaml(
+            r#"
+settings:
+  pubsub: {subscription: projects/p/subscriptions/s, ackDeadline: 20s, faults: {dropRate: 0.5}}
+enterprises:
+  - {id: E, enabledNotificationTypes: [COMMAND]}
+  - {id: F, enabledNotificationTypes: [COMMAND], pubsubTopic: projects/q/topics/t}
+  - {id: G}
+"#,
+        )
+        .unwrap();
+        let pubsub = fleet.settings.pubsub.as_ref().unwrap();
+        assert_eq!(pubsub.topic(), "projects/p/topics/s");
+        assert_eq!(pubsub.ack_deadline, Duration::from_secs(20));
+        assert_eq!(pubsub.faults.drop_rate, 0.5);
+        let topics: Vec<Option<String>> = fleet
+            .enterprises
+            .iter()
+            .map(|e| e.topic(&fleet.settings))
+            .collect();
+        assert_eq!(
+            topics,
+            [
+                Some("projects/p/topics/s".into()),
+                Some("projects/q/topics/t".into()),
+                Some("projects/p/topics/s".into())
+            ]
+        );
+        assert_eq!(
+            Fleet::from_yaml("{}").unwrap().settings.pubsub,
+            None,
+            "no subscription unless configured"
+        );
+        for (bad, says) in [
+            (
+                "settings: {pubsub: {subscription: subs/s}}",
+                "pubsub.subscription",
+            ),
+            (
+                "settings: {pubsub: {subscription: projects/p/subscriptions/s%2F}}",
+                "pubsub.subscription",
+            ),
+            (
+                "settings: {pubsub: {subscription: projects/p/subscriptions/s, ackDeadline: 601s}}",
+                "ackDeadline",
+            ),
+            (
+                "settings: {pubsub: {subscription: projects/p/subscriptions/s, faults: {duplicateRate: 2}}}",
+                "duplicateRate",
+            ),
+            (
+                "enterprises: [{id: E, enabledNotificationTypes: [COMMANDS]}]",
+                "COMMANDS",
+            ),
+            (
+                "enterprises: [{id: E, enabledNotificationTypes: [COMMAND]}]",
+                "needs a pubsubTopic",
+            ),
+            (
+                "enterprises: [{id: E, pubsubTopic: topics/t}]",
+                "pubsubTopic",
+            ),
+        ] {
+            let e = error(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

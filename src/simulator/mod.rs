@@ -5,6 +5,10 @@
 //! - `POST /token`: service-account JWT bearer grant ([`oauth`]).
 //! - `/v1/...`: devices.get/list/issueCommand, operations.get/list/cancel, policies.get/patch
 //!   ([`amapi`]), with quota and injected faults.
+//! - `/v1/projects/{p}/subscriptions/{s}:pull|:acknowledge|:modifyAckDeadline`: Pub/Sub's pull
+//!   API for AMAPI notifications ([`pubsub_api`], [`pubsub`]): when an enterprise's
+//!   `enabledNotificationTypes` holds COMMAND, each command that ends is published, at least
+//!   once, with faults.
 //! - `/sim/v1/...`: inspection and control, no auth ([`admin`]).
 //!
 //! What the simulator chose where Google documents nothing:
@@ -24,9 +28,14 @@
 //! | cancelled before the device acted | done, error 1 CANCELLED, no errorCode |
 //! | operations order in operations.list | oldest first; `filter` ignored |
 //! | `Command.duration` absent | echoed as `"600s"` |
+//! | token without a scope of the API called | 403 PERMISSION_DENIED, ACCESS_TOKEN_SCOPE_INSUFFICIENT |
+//! | assertion asking for neither the AMAPI nor the Pub/Sub scope | `invalid_scope` |
+//! | Pub/Sub subscription not configured / caller not allowed | 404 "Resource not found (resource=...)." / 403 |
+//! | pull with nothing to deliver | waits up to 1 s (real time), then `{}` |
+//! | ack after the ack deadline, or with a superseded ack ID | accepted, settles nothing |
 //!
-//! Time: devices and commands run on a simulated clock (real time plus an offset the admin API
-//! advances); tokens and the quota window run on real time.
+//! Time: devices, commands and Pub/Sub ack deadlines run on a simulated clock (real time plus an
+//! offset the admin API advances); tokens, the quota window and a pull's wait run on real time.
 
 pub mod admin;
 pub mod admin_client;
@@ -41,6 +50,8 @@ pub mod faults;
 pub mod fleet;
 pub mod oauth;
 pub mod policy;
+pub mod pubsub;
+pub mod pubsub_api;
 pub mod quota;
 pub mod server;
 pub mod world;
@@ -55,7 +66,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 pub use admin_client::AdminClient;
-pub use faults::FaultSettings;
+pub use faults::{FaultSettings, PubsubFaults};
 pub use fleet::Fleet;
 pub use quota::QuotaSettings;
 

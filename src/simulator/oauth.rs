@@ -19,6 +19,12 @@ use super::server::Shared;
 
 /// The scope AMAPI needs.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/androidmanagement";
+/// The scopes Pub/Sub accepts.
+pub const PUBSUB_SCOPE: &str = "https://www.googleapis.com/auth/pubsub";
+pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+/// An assertion must ask for one of these: the APIs the simulator serves. (Google accepts any
+/// scope; cloud-platform alone is refused here because AMAPI does not accept it.)
+const SERVED_SCOPES: &[&str] = &[SCOPE, PUBSUB_SCOPE];
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Google refuses assertions meant to live longer than this.
 const MAX_ASSERTION_LIFETIME: i64 = 3600;
@@ -28,11 +34,11 @@ const IAT_SKEW: i64 = 60;
 /// audience, whatever `token_uri` the key file says, and Google accepts it; so does the simulator.
 pub const GOOGLE_TOKEN_ENDPOINT: &str = "https://oauth2.googleapis.com/token";
 
-/// Issued access tokens and when each expires.
+/// Issued access tokens, when each expires and the scopes it was granted.
 #[derive(Debug)]
 pub struct Tokens {
     ttl: Duration,
-    issued: HashMap<String, Instant>,
+    issued: HashMap<String, (Instant, Vec<String>)>,
 }
 
 impl Tokens {
@@ -47,19 +53,27 @@ impl Tokens {
         self.ttl
     }
 
-    /// A new random token valid for the configured lifetime.
-    pub fn issue(&mut self, now: Instant) -> String {
-        self.issued.retain(|_, expires| *expires > now);
+    /// A new random token valid for the configured lifetime, for `scopes`.
+    pub fn issue(&mut self, now: Instant, scopes: Vec<String>) -> String {
+        self.issued.retain(|_, (expires, _)| *expires > now);
         let random: String = std::iter::repeat_with(fastrand::alphanumeric)
             .take(64)
             .collect();
         let token = format!("ya29.sim-{random}");
-        self.issued.insert(token.clone(), now + self.ttl);
+        self.issued.insert(token.clone(), (now + self.ttl, scopes));
         token
     }
 
     pub fn is_valid(&self, token: &str, now: Instant) -> bool {
-        self.issued.get(token).is_some_and(|expires| *expires > now)
+        self.scopes(token, now).is_some()
+    }
+
+    /// The scopes of a valid token; `None` when it is unknown or expired.
+    pub fn scopes(&self, token: &str, now: Instant) -> Option<&[String]> {
+        self.issued
+            .get(token)
+            .filter(|(expires, _)| *expires > now)
+            .map(|(_, scopes)| scopes.as_slice())
     }
 }
 
@@ -96,14 +110,14 @@ struct Claims {
 }
 
 /// Checks a JWT-bearer assertion: RS256 signed by the service account's key, issued by its
-/// email, for this token endpoint (or Google's), asking for the AMAPI scope, short-lived and
-/// unexpired.
+/// email, for this token endpoint (or Google's), asking for the AMAPI or the Pub/Sub scope,
+/// short-lived and unexpired. Returns the scopes asked for.
 pub fn verify_assertion(
     assertion: &str,
     key: &DecodingKey,
     token_uri: &str,
     now_unix: i64,
-) -> Result<(), OAuthError> {
+) -> Result<Vec<String>, OAuthError> {
     // Google accepts base64url segments with or without padding (yup-oauth2 pads them); the
     // signature covers the segments exactly as sent.
     let parts: Vec<&str> = assertion.split('.').collect();
@@ -147,11 +161,16 @@ pub fn verify_assertion(
             "Invalid JWT: aud must be the token endpoint ({token_uri} or {GOOGLE_TOKEN_ENDPOINT})."
         )));
     }
-    let scopes = claims.scope.unwrap_or_default();
-    if !scopes.split_whitespace().any(|s| s == SCOPE) {
+    let scopes: Vec<String> = claims
+        .scope
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if !scopes.iter().any(|s| SERVED_SCOPES.contains(&s.as_str())) {
         return Err(OAuthError {
             error: "invalid_scope",
-            description: format!("The scope claim must include {SCOPE}."),
+            description: format!("The scope claim must include {SCOPE} or {PUBSUB_SCOPE}."),
         });
     }
     let (Some(iat), Some(exp)) = (claims.iat, claims.exp) else {
@@ -167,7 +186,7 @@ pub fn verify_assertion(
             "Invalid JWT: iat must not be in the future and exp must be at most one hour after iat.",
         ));
     }
-    Ok(())
+    Ok(scopes)
 }
 
 #[derive(Deserialize)]
@@ -203,18 +222,21 @@ pub async fn token(
         .into_response();
     };
     let now_unix = jiff::Timestamp::now().as_second();
-    if let Err(e) = verify_assertion(
+    let scopes = match verify_assertion(
         &assertion,
         &shared.account.decoding_key,
         &shared.token_uri,
         now_unix,
     ) {
-        tracing::info!(error = e.error, reason = %e.description, "token request refused");
-        return e.into_response();
-    }
+        Ok(scopes) => scopes,
+        Err(e) => {
+            tracing::info!(error = e.error, reason = %e.description, "token request refused");
+            return e.into_response();
+        }
+    };
     let (token, ttl) = {
         let mut tokens = shared.tokens.lock().expect("tokens lock");
-        (tokens.issue(Instant::now()), tokens.ttl())
+        (tokens.issue(Instant::now(), scopes), tokens.ttl())
     };
     shared.counters.lock().expect("counters lock").tokens += 1;
     tracing::debug!(expires_in = ttl.as_secs(), "access token issued");
@@ -234,11 +256,12 @@ mod tests {
     fn tokens_expire() {
         let t0 = Instant::now();
         let mut tokens = Tokens::new(Duration::from_secs(10));
-        let a = tokens.issue(t0);
+        let a = tokens.issue(t0, vec![SCOPE.into()]);
         assert!(tokens.is_valid(&a, t0 + Duration::from_secs(9)));
+        assert_eq!(tokens.scopes(&a, t0), Some(&[SCOPE.to_owned()][..]));
         assert!(!tokens.is_valid(&a, t0 + Duration::from_secs(10)));
         assert!(!tokens.is_valid("ya29.forged", t0));
-        let b = tokens.issue(t0 + Duration::from_secs(11));
+        let b = tokens.issue(t0 + Duration::from_secs(11), vec![PUBSUB_SCOPE.into()]);
         assert_ne!(a, b);
         assert!(!tokens.issued.contains_key(&a), "expired tokens are pruned");
     }

@@ -1,4 +1,4 @@
-//! The state every handler shares, the HTTP router that puts the three APIs together, and the
+//! The state every handler shares, the HTTP router that puts the APIs together, and the
 //! scheduler that makes devices sync and commands expire on time with no request to drive them.
 
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use super::faults::FaultSettings;
 use super::oauth::{self, Tokens};
 use super::quota::Quota;
 use super::world::World;
-use super::{admin, amapi};
+use super::{admin, amapi, pubsub_api};
 
 pub struct Shared {
     pub world: Mutex<World>,
@@ -35,6 +35,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/token", post(oauth::token))
         .merge(amapi::router())
+        .merge(pubsub_api::router())
         .merge(admin::router())
         .fallback(amapi::fallback)
         .with_state(shared)

@@ -2,7 +2,8 @@
 //! commands sent to them. Each AMAPI and admin operation is one method here, taking the simulated
 //! time it happens at; the HTTP layers only parse and answer. Time-driven events (a device's
 //! sync, a command's expiry, a command created late by a fault) happen in [`World::tick`], in the
-//! order they were due.
+//! order they were due. A command that ends (succeeded, failed, cancelled, expired) is published
+//! as a COMMAND notification when its enterprise has them on ([`PubSub`]).
 
 use std::ops::Range;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use super::device::{Applied, SimDevice};
 use super::errors::ApiError;
 use super::fleet::Fleet;
 use super::policy::{PolicyState, parse_update_mask};
+use super::pubsub::{self, PubSub};
 use crate::amapi::model::{
     DeviceState, HardwareInfo, ListDevicesResponse, ListOperationsResponse, ManagementMode,
     Operation,
@@ -30,10 +32,27 @@ pub struct Enterprise {
     pub id: String,
     pub policies: Vec<PolicyState>,
     pub devices: Vec<SimDevice>,
+    /// AMAPI's `enabledNotificationTypes`.
+    pub notification_types: Vec<String>,
+    /// AMAPI's `pubsubTopic`, or the fleet's default topic.
+    pub pubsub_topic: Option<String>,
+}
+
+impl Enterprise {
+    /// Where its COMMAND notifications go, if it has them on.
+    fn command_topic(&self) -> Option<&str> {
+        self.notification_types
+            .iter()
+            .any(|t| t == pubsub::COMMAND)
+            .then_some(self.pubsub_topic.as_deref())
+            .flatten()
+    }
 }
 
 pub struct World {
     pub enterprises: Vec<Enterprise>,
+    /// The Pub/Sub topic and subscription notifications are published to.
+    pub pubsub: PubSub,
     next_operation: u64,
     /// Commands accepted under the late-creation fault, not created yet.
     late: Vec<LateCommand>,
@@ -111,11 +130,14 @@ impl World {
                     id: e.id.clone(),
                     policies,
                     devices,
+                    notification_types: e.enabled_notification_types.clone(),
+                    pubsub_topic: e.topic(&fleet.settings),
                 }
             })
             .collect();
         World {
             enterprises,
+            pubsub: PubSub::new(fleet.settings.pubsub.as_ref()),
             // Google's operation ids are large numbers; start from the clock so ids from
             // different runs do not repeat.
             next_operation: u64::try_from(now.as_millisecond()).unwrap_or(1),
@@ -136,6 +158,7 @@ impl World {
             }
             let enterprise = &mut self.enterprises[event.enterprise];
             let device = &mut enterprise.devices[event.device];
+            let pending = device.pending_commands();
             if event.what == Event::Sync {
                 let policy = find_policy(&enterprise.policies, device.policy_name.as_deref());
                 device.sync(event.at, policy);
@@ -144,6 +167,40 @@ impl World {
                 let expired = device.expire(event.at);
                 tracing::info!(device = %device.name, expired, "commands expired before the device acted");
             }
+            self.notify_ended(event.enterprise, event.device, &pending, event.at);
+        }
+    }
+
+    /// Publishes a COMMAND notification for each of `commands` (indices on the device) that has
+    /// ended, if the enterprise has them on: the Operation exactly as `operations.get` shows it.
+    fn notify_ended(
+        &mut self,
+        enterprise: usize,
+        device: usize,
+        commands: &[usize],
+        at: Timestamp,
+    ) {
+        let e = &self.enterprises[enterprise];
+        let Some(topic) = e.command_topic() else {
+            return;
+        };
+        for &i in commands {
+            let command = &e.devices[device].commands[i];
+            if command.is_pending() {
+                continue;
+            }
+            let data = zeroize::Zeroizing::new(
+                serde_json::to_vec(&command.operation()).expect("an Operation serializes"),
+            );
+            self.pubsub.publish(
+                topic,
+                pubsub::COMMAND,
+                &data,
+                &command.name,
+                &e.id,
+                at,
+                fastrand::f64,
+            );
         }
     }
 
@@ -382,13 +439,64 @@ impl World {
         Ok(response)
     }
 
-    pub fn cancel_operation(&mut self, e: &str, d: &str, op: &str) -> Result<Value, ApiError> {
+    pub fn cancel_operation(
+        &mut self,
+        e: &str,
+        d: &str,
+        op: &str,
+        now: Timestamp,
+    ) -> Result<Value, ApiError> {
         let name = self.command(e, d, op)?.name.clone();
-        let (device, _) = self.device_entry(e, d)?;
+        let (ei, di) = self.device_index(e, d)?;
+        let device = &mut self.enterprises[ei].devices[di];
         if device.cancel(&name) == Some(true) {
             tracing::info!(device = %device.name, operation = %name, "command cancelled");
+            let index = device.commands.iter().position(|c| c.name == name);
+            self.notify_ended(ei, di, &Vec::from_iter(index), now);
         }
         Ok(json!({}))
+    }
+
+    /// A device's enterprise and device indices, deleted or not.
+    fn device_index(&self, e: &str, d: &str) -> Result<(usize, usize), ApiError> {
+        let ei = self.enterprise_index(e)?;
+        let di = self.enterprises[ei]
+            .devices
+            .iter()
+            .position(|dev| dev.name.rsplit('/').next() == Some(d))
+            .ok_or_else(|| device_not_found(e, d))?;
+        Ok((ei, di))
+    }
+
+    /// Changes an enterprise's notification settings, as `enterprises.patch` with the update
+    /// mask `pubsubTopic,enabledNotificationTypes` would (a field left out is left as it is).
+    pub fn patch_notifications(
+        &mut self,
+        e: &str,
+        types: Option<Vec<String>>,
+        topic: Option<String>,
+    ) -> Result<Value, ApiError> {
+        super::fleet::check_notifications(types.as_deref().unwrap_or_default(), topic.as_deref())
+            .map_err(ApiError::invalid_argument)?;
+        let enterprise = self.enterprise_mut(e)?;
+        if let Some(types) = types {
+            enterprise.notification_types = types;
+        }
+        if topic.is_some() {
+            enterprise.pubsub_topic = topic;
+        }
+        tracing::info!(enterprise = e, types = ?enterprise.notification_types, "notification settings changed");
+        self.notifications_view(e)
+    }
+
+    /// An enterprise's notification settings.
+    pub fn notifications_view(&self, e: &str) -> Result<Value, ApiError> {
+        let enterprise = self.enterprise(e)?;
+        Ok(json!({
+            "name": format!("enterprises/{}", enterprise.id),
+            "enabledNotificationTypes": enterprise.notification_types,
+            "pubsubTopic": enterprise.pubsub_topic,
+        }))
     }
 
     pub fn get_policy(&self, e: &str, p: &str) -> Result<Value, ApiError> {
@@ -567,9 +675,13 @@ impl World {
                 device.name
             )));
         }
+        let pending = device.pending_commands();
         device.sync(now, find_policy(policies, device.policy_name.as_deref()));
         log_sync(device);
-        Ok(admin_view(device))
+        let view = admin_view(device);
+        let (ei, di) = self.device_index(e, d)?;
+        self.notify_ended(ei, di, &pending, now);
+        Ok(view)
     }
 
     /// Changes a policy like a drift outside the operator would: the body's top-level fields
@@ -856,6 +968,95 @@ enterprises:
         w.tick(at(1000));
         assert!(w.enterprises[0].devices[1].commands.is_empty());
         assert_eq!(w.late_commands(), 0);
+    }
+
+    #[test]
+    fn ended_commands_are_published_when_the_enterprise_has_command_notifications_on() {
+        let fleet = Fleet::from_yaml(
+            r#"
+settings: {pubsub: {subscription: projects/p/subscriptions/s}}
+enterprises:
+  - id: E
+    enabledNotificationTypes: [COMMAND]
+    policies: [{id: p, passwordPolicies: [{passwordQuality: NUMERIC, passwordMinimumLength: 6}]}]
+    devices:
+      - {id: online, policy: p, syncDelay: 10s}
+      - {id: offline, policy: p, online: false}
+  - id: Quiet
+    devices: [{id: d, syncDelay: 1s}]
+"#,
+        )
+        .unwrap();
+        let mut w = World::from_fleet(&fleet, at(0));
+        let ok = br#"{"type": "RESET_PASSWORD", "newPassword": "739184", "duration": "60s"}"#;
+        let bad = br#"{"type": "RESET_PASSWORD", "newPassword": "1", "duration": "60s"}"#;
+        w.issue_command("E", "online", ok, at(0)).unwrap();
+        w.issue_command("E", "online", bad, at(0)).unwrap();
+        let expiring = w.issue_command("E", "offline", ok, at(0)).unwrap();
+        let cancelled = w.issue_command("E", "offline", ok, at(1)).unwrap();
+        w.issue_command("Quiet", "d", ok, at(0)).unwrap();
+        let id = |op: &Value| {
+            op["name"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        w.cancel_operation("E", "offline", &id(&cancelled), at(2))
+            .unwrap();
+        assert_eq!(w.pubsub.counters.published, 1, "the cancel");
+        w.tick(at(10));
+        assert_eq!(w.pubsub.counters.published, 3, "succeeded and failed");
+        w.tick(at(60));
+        assert_eq!(w.pubsub.counters.published, 4, "expired");
+        w.tick(at(100));
+        assert_eq!(
+            w.pubsub.counters.published, 4,
+            "Quiet has notifications off"
+        );
+        let got = w
+            .pubsub
+            .pull("projects/p/subscriptions/s", 10, at(100), |_| {})
+            .unwrap();
+        let ops: Vec<Value> = got
+            .iter()
+            .map(|r| {
+                serde_json::from_slice(&crate::amapi::base64::decode(r.data).unwrap()).unwrap()
+            })
+            .collect();
+        assert!(
+            got.iter()
+                .all(|r| r.attributes["notificationType"] == "COMMAND")
+        );
+        assert_eq!(ops[0]["error"]["code"], 1, "cancelled first");
+        assert_eq!(
+            ops[1]["response"]["@type"],
+            crate::simulator::command::RESPONSE_TYPE_URL
+        );
+        assert_eq!(ops[2]["metadata"]["errorCode"], "INVALID_VALUE");
+        assert_eq!(ops[3]["name"], expiring["name"]);
+        assert_eq!(ops[3]["error"]["code"], 4);
+        // Exactly what operations.get answers, echoed passcode included.
+        let get = w.get_operation("E", "offline", &id(&expiring)).unwrap();
+        assert_eq!(ops[3], get);
+        assert_eq!(ops[3]["metadata"]["newPassword"], "739184");
+
+        // Switched off, nothing more; sync_now publishes too.
+        w.patch_notifications("E", Some(vec![]), None).unwrap();
+        w.issue_command("E", "online", ok, at(200)).unwrap();
+        w.tick(at(300));
+        assert_eq!(w.pubsub.counters.published, 4);
+        w.patch_notifications("E", Some(vec!["COMMAND".into()]), None)
+            .unwrap();
+        w.issue_command("E", "online", ok, at(300)).unwrap();
+        w.sync_now("E", "online", at(301)).unwrap();
+        assert_eq!(w.pubsub.counters.published, 5);
+        assert!(
+            w.patch_notifications("E", Some(vec!["EVERYTHING".into()]), None)
+                .is_err()
+        );
     }
 
     #[test]

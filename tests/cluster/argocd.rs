@@ -8,8 +8,8 @@ use kube::api::{Api, PostParams};
 use passcode_operator::api::{Reason, WorkProfilePasscodePolicy};
 use serde_json::{Value, json};
 
-use crate::env::{Env, OperatorOptions};
-use crate::support::repo;
+use testkit::repo;
+use testkit::scenario::{Env, OperatorOptions};
 
 /// A JSON value as a Lua table constructor.
 fn lua(v: &Value) -> String {

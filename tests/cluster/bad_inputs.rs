@@ -7,7 +7,7 @@ use kube::core::ApiResource;
 use passcode_operator::api::{PasscodeReset, Phase, Reason};
 use serde_json::{Value, json};
 
-use crate::env::{Env, OperatorOptions};
+use testkit::scenario::{Env, OperatorOptions};
 
 const GOVERNED: &str = "      - id: wp\n        passwordPolicies: [{passwordScope: SCOPE_PROFILE, passwordQuality: NUMERIC_COMPLEX, passwordMinimumLength: 6}]\n";
 

@@ -7,7 +7,7 @@ use kube::{Client, Resource};
 use passcode_operator::api::{PasscodeReset, WorkProfilePasscodePolicy};
 use serde_json::{Value, json};
 
-use crate::support::{self, admin, control_plane, kubectl, namespace};
+use testkit::cluster::{admin, control_plane, namespace};
 
 #[test]
 fn talks_to_kube_apiserver_v1_20() {
@@ -265,9 +265,9 @@ async fn printer_columns_short_names_and_category() {
     )
     .await
     .unwrap();
-    let dir = &support::control_plane().dir;
+    let cp = control_plane();
     // kubectl asks the server for the Table form; the columns come from the CRD.
-    let table = kubectl(dir, &["get", "pcr", "-n", &ns]);
+    let table = cp.kubectl(&["get", "pcr", "-n", &ns]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
@@ -283,7 +283,7 @@ async fn printer_columns_short_names_and_category() {
     ] {
         assert!(row.contains(cell), "{table}");
     }
-    let all = kubectl(dir, &["get", "passcode", "-A"]);
+    let all = cp.kubectl(&["get", "passcode", "-A"]);
     assert!(
         all.contains("passcodereset.amapi.passcode-operator.io/jdoe-pixel"),
         "{all}"
@@ -298,7 +298,7 @@ async fn printer_columns_short_names_and_category() {
         )
         .await
         .unwrap();
-    let table = kubectl(dir, &["get", "wppp", "columns"]);
+    let table = cp.kubectl(&["get", "wppp", "columns"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "ENFORCEMENT", "READY", "AGE"], "{table}");
     assert!(

@@ -6,7 +6,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use passcode_operator::api::Reason;
 use serde_json::json;
 
-use crate::env::{Env, OperatorOptions};
+use testkit::scenario::{Env, OperatorOptions};
 
 const POLICY: &str = "      - id: wp\n";
 const TWO_PHONES: &str =
@@ -66,7 +66,10 @@ async fn a_reset_deleted_behind_the_operators_back_does_not_block_its_device() {
     env.secret("pc", "passcode", b"830417").await;
     env.reset("first", "phone", spec()).await;
     env.wait("first", "its command issued", |r| {
-        r.status.as_ref().and_then(|s| s.operation.as_ref()).is_some()
+        r.status
+            .as_ref()
+            .and_then(|s| s.operation.as_ref())
+            .is_some()
     })
     .await;
     let strip = json!({"metadata": {"finalizers": null}});

@@ -6,7 +6,7 @@ use std::time::Duration;
 use passcode_operator::api::{Phase, Reason};
 use serde_json::{Value, json};
 
-use crate::env::{Env, OperatorOptions};
+use testkit::scenario::{Env, OperatorOptions};
 
 const PHONE: &str = "      - {id: phone, syncDelay: 50ms}\n";
 

@@ -1,14 +1,10 @@
-//! Integration tests against a real kube-apiserver started by the test support.
-
-mod support;
+//! Integration tests against a real kube-apiserver, one per test binary, started by the test kit
+//! (`testkit::cluster`).
 
 mod argocd;
 mod bad_inputs;
 mod crds;
 mod exactly_once;
-// Shared with tests/apiserver_restart.rs, which uses parts this binary does not.
-#[allow(dead_code)]
-mod env;
 mod faults;
 mod policies;
 mod rbac;

@@ -7,7 +7,7 @@ use kube::api::{Api, PostParams};
 use passcode_operator::api::{WorkProfilePasscodePolicy, conditions};
 use serde_json::{Value, json};
 
-use crate::env::Env;
+use testkit::scenario::Env;
 
 const POLICIES: &str = "      - id: wp\n        passwordPolicies:\n          - {passwordScope: SCOPE_PROFILE, passwordQuality: NUMERIC, passwordMinimumLength: 4}\n          - {passwordScope: SCOPE_DEVICE, passwordQuality: SOMETHING}\n      - id: observed\n      - id: shared\n";
 

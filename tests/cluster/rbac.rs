@@ -8,9 +8,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
 
-use crate::support::{
-    OPERATOR_NAMESPACE, admin, control_plane, kubectl, namespace, operator, repo,
-};
+use testkit::cluster::{OPERATOR_NAMESPACE, admin, control_plane, namespace, operator};
+use testkit::repo;
 
 async fn can(client: &Client, verb: &str, group: &str, resource: &str, ns: Option<&str>) -> bool {
     let (resource, subresource) = match resource.split_once('/') {
@@ -167,16 +166,13 @@ async fn operator_reads_a_named_secret_but_cannot_list_secrets() {
 
 #[test]
 fn manifests_pass_server_side_dry_run() {
-    let out = kubectl(
-        &control_plane().dir,
-        &[
-            "apply",
-            "--dry-run=server",
-            "--validate=false",
-            "-k",
-            repo().join("manifests").to_str().unwrap(),
-        ],
-    );
+    let out = control_plane().kubectl(&[
+        "apply",
+        "--dry-run=server",
+        "--validate=false",
+        "-k",
+        repo().join("manifests").to_str().unwrap(),
+    ]);
     for kind in [
         "customresourcedefinition.apiextensions.k8s.io/passcoderesets.amapi.passcode-operator.io",
         "namespace/passcode-operator-system",
@@ -200,7 +196,7 @@ fn crds_output_applies_with_client_dry_run() {
         .unwrap();
     assert!(crds.status.success());
     let mut kubectl = Command::new("kubectl")
-        .env("KUBECONFIG", control_plane().dir.join("kubeconfig"))
+        .env("KUBECONFIG", control_plane().kubeconfig())
         .args(["apply", "--dry-run=client", "--validate=false", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -8,8 +8,8 @@ use passcode_operator::api::Reason;
 use passcode_operator::reconcile::reset::record::{NAMESPACE_LABEL, record_name, runs};
 use serde_json::json;
 
-use crate::env::Env;
-use crate::support::OPERATOR_NAMESPACE;
+use testkit::cluster::OPERATOR_NAMESPACE;
+use testkit::scenario::Env;
 
 const POLICY: &str = "      - id: wp\n        passwordPolicies: [{passwordScope: SCOPE_PROFILE, passwordQuality: NUMERIC_COMPLEX, passwordMinimumLength: 6}]\n";
 const PHONE: &str = "      - {id: phone, managementMode: PROFILE_OWNER, apiLevel: 34, policy: wp, syncDelay: 100ms}\n";

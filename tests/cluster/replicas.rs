@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use passcode_operator::api::Reason;
 use serde_json::json;
 
-use crate::env::{Env, OperatorOptions};
+use testkit::scenario::{Env, OperatorOptions};
 
 const POLICY: &str = "      - id: wp\n";
 const PHONES: &str = "      - {id: p1, syncDelay: 100ms}\n      - {id: p2, syncDelay: 100ms}\n";
@@ -27,7 +27,7 @@ async fn one_leader_acts_and_the_other_takes_over() {
     };
     let mut a = env.spawn_operator(options("replica-a"));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !is_leader(&env.metrics_of(&a).await) {
+    while !is_leader(&a.metrics().await) {
         assert!(
             Instant::now() < deadline,
             "replica-a never led:\n{}",
@@ -44,7 +44,7 @@ async fn one_leader_acts_and_the_other_takes_over() {
     )
     .await;
     env.reason_is("first", Reason::PasscodeReset).await;
-    let standby = env.metrics_of(&b).await;
+    let standby = b.metrics().await;
     assert!(
         !standby.is_empty() && !is_leader(&standby),
         "replica-b stands by"
@@ -63,7 +63,7 @@ async fn one_leader_acts_and_the_other_takes_over() {
     .await;
     env.reason_is("second", Reason::PasscodeReset).await;
     assert!(
-        is_leader(&env.metrics_of(&b).await),
+        is_leader(&b.metrics().await),
         "replica-b took over:\n{}",
         b.logs()
     );

@@ -6,7 +6,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use passcode_operator::api::{Phase, Reason, conditions};
 use serde_json::json;
 
-use crate::env::{Env, OperatorOptions};
+use testkit::scenario::{Env, OperatorOptions};
 
 /// A work profile on a NUMERIC_COMPLEX/6 policy, syncing quickly.
 const POLICY: &str = "      - id: wp\n        passwordPolicies: [{passwordScope: SCOPE_PROFILE, passwordQuality: NUMERIC_COMPLEX, passwordMinimumLength: 6}]\n";

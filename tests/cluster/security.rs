@@ -7,7 +7,7 @@ use kube::api::{Api, ListParams};
 use passcode_operator::api::Reason;
 use serde_json::json;
 
-use crate::env::{Env, OperatorOptions};
+use testkit::scenario::{Env, OperatorOptions};
 
 const CANARY: &str = "Zq7#canary-Xw";
 

@@ -401,7 +401,7 @@ impl Amapi for SimAmapi {
             let op = Op {
                 name: w.op_name(device),
                 device: device.to_owned(),
-                created: w.now,
+                created: w.amapi_now(),
                 owner: w.owner_of(&duration),
                 duration,
                 flags: command
@@ -473,9 +473,11 @@ impl Amapi for SimAmapi {
             if w.fault(|f| f.refused) {
                 Err(transient("operations.list", 503))
             } else {
+                // A new command shows in the list only after a while.
+                let listed_by = w.amapi_now() - w.list_lag;
                 Ok(w.ops
                     .iter()
-                    .filter(|o| o.device == device)
+                    .filter(|o| o.device == device && o.created <= listed_by)
                     .map(operation_json)
                     .collect())
             }
@@ -487,6 +489,7 @@ impl Amapi for SimAmapi {
     async fn cancel_operation(&self, name: &str) -> Result<(), AmapiError> {
         let result = {
             let mut w = self.world.lock().unwrap();
+            w.trace.push(format!("cancel {name} asked"));
             if w.fault(|f| f.refused) {
                 Err(transient("operations.cancel", 503))
             } else {
@@ -494,11 +497,17 @@ impl Amapi for SimAmapi {
                     && op.done.is_none()
                 {
                     op.done = Some(1);
+                    w.trace.push(format!("{name} cancelled"));
                 }
                 Ok(())
             }
         };
         yield_now().await;
         result
+    }
+
+    fn followup_allowed(&self) -> bool {
+        let mut w = self.world.lock().unwrap();
+        !w.fault(|f| f.refused)
     }
 }

@@ -3,7 +3,7 @@
 //! ambiguous answers, commands created long after the client gave up, cancels racing the device)
 //! and a virtual clock. One seeded random generator decides every fault, so a seed replays.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 use passcode_operator::api::{PasscodeReset, PasscodeResetStatus};
@@ -84,8 +84,13 @@ pub struct World {
     /// Fingerprint nonce → the reset uid it was drawn for.
     pub nonces: HashMap<u32, String>,
     next_nonce: u32,
-    /// (namespace/name, spec) whose record a user deleted: a second run is allowed.
-    pub records_deleted: BTreeSet<String>,
+    /// How often a user deleted the record of a name: each allows one more run of a spec.
+    pub records_deleted: BTreeMap<String, usize>,
+    /// How far AMAPI's clock is behind the operator's (so the operator may cancel a command
+    /// AMAPI still holds pending, racing the device).
+    pub amapi_lag: SignedDuration,
+    /// How long a new command takes to show in operations.list.
+    pub list_lag: SignedDuration,
     /// Every uid → (namespace/name, spec JSON), for the invariants.
     pub identities: BTreeMap<String, (String, String)>,
     /// Everything the operator said outward: statuses, Events, errors.
@@ -97,9 +102,12 @@ pub struct World {
 
 impl World {
     pub fn new(seed: u64) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let amapi_lag = SignedDuration::from_secs(rng.i64(0..=60));
+        let list_lag = SignedDuration::from_secs(rng.i64(0..=20));
         World {
             now: "2026-11-23T10:00:00Z".parse().unwrap(),
-            rng: fastrand::Rng::with_seed(seed),
+            rng,
             faults_on: true,
             faults: FAULTS,
             next_rv: 1,
@@ -113,7 +121,9 @@ impl World {
             late: Vec::new(),
             nonces: HashMap::new(),
             next_nonce: 1,
-            records_deleted: BTreeSet::new(),
+            records_deleted: BTreeMap::new(),
+            amapi_lag,
+            list_lag,
             identities: BTreeMap::new(),
             outward: Vec::new(),
             reasons: Vec::new(),
@@ -157,10 +167,15 @@ impl World {
         self.nonces.get(&nonce).cloned()
     }
 
+    /// AMAPI's clock.
+    pub fn amapi_now(&self) -> Timestamp {
+        self.now - self.amapi_lag
+    }
+
     pub fn advance(&mut self, by: std::time::Duration) {
         self.now += SignedDuration::try_from(by).unwrap();
-        // Commands accepted earlier come into being; devices miss expired ones.
-        let now = self.now;
+        // Commands accepted earlier come into being; devices miss expired ones (on AMAPI's clock).
+        let now = self.amapi_now();
         let (due, later): (Vec<Late>, Vec<Late>) = self.late.drain(..).partition(|l| l.due <= now);
         self.late = later;
         for l in due {
@@ -178,7 +193,7 @@ impl World {
 
     /// Online devices carry out one pending command.
     pub fn device_acts(&mut self) {
-        let now = self.now;
+        let now = self.amapi_now();
         let online: Vec<String> = self
             .devices
             .iter()

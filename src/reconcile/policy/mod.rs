@@ -65,7 +65,7 @@ async fn run(policy: Arc<WorkProfilePasscodePolicy>, ctx: &Context) -> Result<Ac
             all: &all,
             answers,
             now,
-            resync: ctx.policy_resync,
+            resync: ctx.config.policy_resync,
         })
     };
     let mut decision = ask(&answers);

@@ -33,8 +33,6 @@ struct Claim {
     device: String,
     /// The claim's fingerprint (`claimedCommand.duration`): tells this claim from any other.
     fingerprint: String,
-    /// The resourceVersion the claim was written on.
-    based_on: String,
     written: Written,
     /// issueCommand was (or may have been) sent for it.
     sent: bool,
@@ -69,6 +67,10 @@ impl Claims {
         // Checked and registered under one lock: two resets of a device reconciled at once
         // cannot both pass.
         let mut map = self.map();
+        // This reset's own earlier claim, which the cache this reconcile read may not show.
+        if map.contains_key(&uid(reset)) {
+            return false;
+        }
         if holder_in(&mut map, reset, cached).is_some() {
             return false;
         }
@@ -78,7 +80,6 @@ impl Claims {
                 key: key(reset),
                 device: reset.spec.device.clone(),
                 fingerprint: fingerprint.to_owned(),
-                based_on: reset.metadata.resource_version.clone().unwrap_or_default(),
                 written: Written::InFlight,
                 sent: false,
             },
@@ -122,10 +123,9 @@ impl Claims {
             .is_some_and(|c| c.written == Written::Unknown)
     }
 
-    /// Another reset of `reset`'s device whose claim written here the cache may not show yet.
-    /// A claim the cache has caught up with (it shows a later version of that reset than the
-    /// claim was written on) no longer counts: from then on the cache tells. Entries of resets
-    /// the cache no longer holds (deleted, or finished and settled) are dropped.
+    /// Another reset of `reset`'s device with a claim written (or being written) here. A version
+    /// in the cache says little (the claim may be newer than it), so a claim holds the turn until
+    /// the cache shows its reset finished or gone; those entries are dropped.
     pub fn holder(
         &self,
         reset: &PasscodeReset,
@@ -156,12 +156,12 @@ fn holder_in(
             holders.push(c.key.clone());
             return true;
         }
+        // Held until the reset ends (its own reconcile ends a claim it finds refuted or
+        // released); a reset the cache no longer holds, or shows finished, holds nothing.
         let (namespace, name) = c.key.split_once('/').unwrap_or(("", &c.key));
         match cached(namespace, name) {
-            Some(r) if uid(&r) == *u => {
-                if r.metadata.resource_version.as_deref() == Some(c.based_on.as_str()) {
-                    holders.push(c.key.clone());
-                }
+            Some(r) if uid(&r) == *u && !r.phase().is_terminal() => {
+                holders.push(c.key.clone());
                 true
             }
             _ => false,
@@ -198,37 +198,54 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn a_claim_in_doubt_keeps_the_turn_until_the_cache_moves_past_it() {
-        let claims = Claims::default();
-        let r = reset("r", "u1", "5");
-        let other = reset("o", "u2", "9");
-        let cache_at = |rv: &'static str| {
-            move |_: &str, n: &str| (n == "r").then(|| Arc::new(reset("r", "u1", rv)))
-        };
-        assert!(claims.begin(&r, "600.1s", cache_at("5")));
-        claims.written(&r, Written::Unknown);
-        assert!(claims.in_doubt(&r));
-        // The cache still shows the version the claim was written on: the turn is r's.
-        assert_eq!(claims.holder(&other, cache_at("5")), Some("ns/r".into()));
-        assert!(!claims.begin(&other, "600.2s", cache_at("5")));
-        // The cache moved on: it tells from now on.
-        assert_eq!(claims.holder(&other, cache_at("6")), None);
-        assert!(
-            claims.in_doubt(&r),
-            "r's own reconcile still reads it fresh"
-        );
+    fn finished(name: &str, uid: &str) -> PasscodeReset {
+        let mut r = reset(name, uid, "9");
+        r.status = Some(crate::api::PasscodeResetStatus {
+            phase: Some(crate::api::Phase::Succeeded),
+            ..Default::default()
+        });
+        r
     }
 
     #[test]
-    fn a_landed_claim_is_held_until_the_cache_shows_it() {
+    fn a_claim_holds_the_turn_until_its_reset_ends_or_goes() {
         let claims = Claims::default();
         let r = reset("r", "u1", "5");
         let other = reset("o", "u2", "9");
-        let cache_at = |rv: &'static str| {
-            move |_: &str, n: &str| (n == "r").then(|| Arc::new(reset("r", "u1", rv)))
-        };
-        assert!(claims.begin(&r, "600.1s", cache_at("5")));
+        // The cache may show any version of r (the claim can be newer than it): r holds.
+        let cached = |_: &str, n: &str| (n == "r").then(|| Arc::new(reset("r", "u1", "3")));
+        assert!(claims.begin(&r, "600.1s", cached));
+        assert_eq!(claims.holder(&other, cached), Some("ns/r".into()));
+        claims.written(&r, Written::Unknown);
+        assert!(claims.in_doubt(&r));
+        assert_eq!(claims.holder(&other, cached), Some("ns/r".into()));
+        assert!(!claims.begin(&other, "600.2s", cached));
+        claims.written(&r, Written::Landed("6".into()));
+        assert_eq!(claims.holder(&other, cached), Some("ns/r".into()));
+        // Finished in the cache: no longer held, and forgotten.
+        let done = |_: &str, n: &str| (n == "r").then(|| Arc::new(finished("r", "u1")));
+        assert_eq!(claims.holder(&other, done), None);
+        assert_eq!(claims.count(), 0);
+        // Gone from the cache (deleted), or re-created under another uid: nothing held.
+        assert!(claims.begin(&r, "600.3s", |_: &str, _: &str| None));
+        // While the write is in flight it holds whatever the cache shows.
+        assert_eq!(
+            claims.holder(&other, |_: &str, _: &str| None),
+            Some("ns/r".into())
+        );
+        claims.written(&r, Written::Landed("7".into()));
+        assert_eq!(claims.holder(&other, |_: &str, _: &str| None), None);
+        assert!(claims.begin(&r, "600.4s", |_: &str, _: &str| None));
+        claims.written(&r, Written::Unknown);
+        let twin = |_: &str, n: &str| (n == "r").then(|| Arc::new(reset("r", "u9", "1")));
+        assert_eq!(claims.holder(&other, twin), None);
+    }
+
+    #[test]
+    fn a_reset_does_not_claim_over_its_own_earlier_claim() {
+        let claims = Claims::default();
+        let r = reset("r", "u1", "5");
+        assert!(claims.begin(&r, "600.1s", |_: &str, _: &str| None));
         claims.written(&r, Written::Landed("6".into()));
         assert_eq!(
             claims.known(&r),
@@ -236,14 +253,10 @@ mod tests {
                 fingerprint: "600.1s".into()
             }
         );
-        assert_eq!(claims.holder(&other, cache_at("5")), Some("ns/r".into()));
-        // The cache shows the claim (or later): it tells. Known stays for r's own reconcile.
-        assert_eq!(claims.holder(&other, cache_at("6")), None);
-        assert!(matches!(claims.known(&r), Known::Unsent { .. }));
-        // A reset gone from the cache (deleted, settled): forgotten here.
-        assert!(claims.begin(&r, "600.3s", |_: &str, _: &str| None));
-        claims.written(&r, Written::Landed("8".into()));
-        assert_eq!(claims.holder(&other, |_: &str, _: &str| None), None);
+        // A reconcile from a stale cache (no claim shown yet) is refused.
+        assert!(!claims.begin(&r, "600.2s", |_: &str, _: &str| None));
+        claims.end(&r);
+        assert!(claims.begin(&r, "600.2s", |_: &str, _: &str| None));
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub trait Amapi: Send + Sync {
         device: &str,
     ) -> impl Future<Output = Result<Vec<Operation>, AmapiError>> + Send;
     fn cancel_operation(&self, name: &str) -> impl Future<Output = Result<(), AmapiError>> + Send;
+    /// Whether a follow-up poll of a long-pending command may go now (else: poll later, do not
+    /// queue it ahead of work that moves a reset forward).
+    fn followup_allowed(&self) -> bool;
 }
 
 impl Amapi for AmapiClient {
@@ -119,6 +122,9 @@ impl Amapi for AmapiClient {
     }
     async fn cancel_operation(&self, name: &str) -> Result<(), AmapiError> {
         AmapiClient::cancel_operation(self, name).await
+    }
+    fn followup_allowed(&self) -> bool {
+        AmapiClient::followup_allowed(self)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod cached;
 pub mod claims;
 pub mod decide;
 pub mod edges;
+pub mod pushed;
 pub mod record;
 
 #[cfg(test)]
@@ -40,6 +41,8 @@ pub struct Shell<'a, C, A> {
     pub config: &'a Config,
     pub claims: &'a Claims,
     pub metrics: &'a Metrics,
+    /// Completions AMAPI pushed, taken instead of polling.
+    pub pushed: &'a pushed::Pushed,
     /// Draws a claim's fingerprint nonce (1 to 999,999,999).
     pub nonce: &'a (dyn Fn() -> u32 + Send + Sync),
 }
@@ -53,12 +56,16 @@ pub async fn reconcile(reset: Arc<PasscodeReset>, ctx: Arc<Context>) -> Result<A
         name = reset.name_any()
     );
     let nonce = || fastrand::u32(1..1_000_000_000);
+    // Polls are a slow safety net only while notifications actually arrive.
+    let mut config = ctx.config.clone();
+    config.notifications = ctx.notifications.load(std::sync::atomic::Ordering::Relaxed);
     let shell = Shell {
         cluster: &ctx.cluster,
         amapi: &ctx.amapi,
-        config: &ctx.config,
+        config: &config,
         claims: &ctx.claims,
         metrics: &ctx.metrics,
+        pushed: &ctx.pushed,
         nonce: &nonce,
     };
     let result = run(reset, &shell).instrument(span).await;
@@ -100,13 +107,13 @@ pub async fn run<C: Cluster, A: Amapi>(
             && !current.phase().is_terminal()
             && status.claimed_command.as_ref().map(|c| &c.duration) == Some(&fingerprint);
         if holds {
+            // Confirmed: it landed, at this version.
+            let rv = current.resource_version().unwrap_or_default();
+            claims.written(&current, Written::Landed(rv));
             inputs.may_send = true;
         } else {
             claims.end(&current);
         }
-    } else if claims.in_doubt(&current) {
-        // Written but unanswered, and this reconcile started before the answer: look again.
-        return Ok(Some(Duration::from_secs(1)));
     }
     let mut last = status_key(&current);
     let policies = cluster.policies();
@@ -183,9 +190,14 @@ pub async fn run<C: Cluster, A: Amapi>(
             }
             Effect::RemoveFinalizer => {
                 crate::failpoint::hit("before-finalizer-removal");
-                let _ = cluster.set_finalizer(&current, false).await?;
+                let deleting = current.metadata.deletion_timestamp.is_some();
+                current = cluster.set_finalizer(&current, false).await?;
                 claims.end(&current);
-                return Ok(None);
+                if deleting {
+                    return Ok(None);
+                }
+                // A finished reset may still have a spec edit to note: decide once more, since
+                // the operator's own writes do not trigger a reconcile.
             }
             Effect::Claim => {
                 let status = status.ok_or(Error::Invariant("a claim comes with a status"))?;
@@ -196,6 +208,8 @@ pub async fn run<C: Cluster, A: Amapi>(
                     .ok_or(Error::Invariant("a claim names its command"))?;
                 // Registered before the write: no other reset of the device may slip in, also
                 // when the answer to this write is lost.
+                // A reconcile from a cache that does not show this reset's own earlier claim yet
+                // is refused here too: it waits for the cache instead of claiming again.
                 if !claims.begin(&current, &fingerprint, |ns, n| cluster.cached(ns, n)) {
                     return Ok(Some(Duration::from_secs(2)));
                 }
@@ -294,6 +308,15 @@ pub async fn run<C: Cluster, A: Amapi>(
                 inputs.secret = None;
             }
             Effect::GetOperation(name) => {
+                if let Some(op) = shell.pushed.take(&name) {
+                    inputs.operation = Some(Read::Found(op));
+                    continue;
+                }
+                let status = current.status.clone().unwrap_or_default();
+                if decide::is_followup(cluster.now(), &status) && !amapi.followup_allowed() {
+                    inputs.poll_deferred = true;
+                    continue;
+                }
                 inputs.operation = Some(read(amapi.get_operation(&name).await, Reading::Other));
             }
             Effect::ListOperations(device) => {
@@ -303,6 +326,7 @@ pub async fn run<C: Cluster, A: Amapi>(
             Effect::CancelOperation(name) => {
                 if let Err(e) = amapi.cancel_operation(&name).await {
                     warn!(operation = %name, error = %e, "cancel failed");
+                    inputs.cancel_failed = true;
                 }
                 inputs.cancelled = true;
                 // What the cancel did is read again: the device may have won the race.

@@ -6,7 +6,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::recover::issue_or_recover;
 use super::{
-    Decision, EXPIRY_GRACE, Effect, Observed, Read, finish, poll_interval, spec_changed, transition,
+    Decision, EXPIRY_GRACE, Effect, Observed, Read, finish, poll_interval_with, spec_changed,
+    transition,
 };
 use crate::amapi::model::{CommandErrorCode, OperationOutcome, rpc_code};
 use crate::api::{PasscodeResetStatus, Reason};
@@ -33,6 +34,14 @@ pub(super) fn follow(o: &Observed, status: &PasscodeResetStatus) -> Decision {
     });
 
     let Some(read) = &o.inputs.operation else {
+        if o.inputs.poll_deferred {
+            // Not now: fresh work has the AMAPI rate, or the follow-up budget is spent. Look
+            // again a little later, spread out so deferred polls do not come back together.
+            let mut d = Decision::default();
+            let spread = Duration::from_millis(u64::from(o.inputs.claim_nonce % 5000));
+            d.requeue = Some(Duration::from_secs(5) + spread);
+            return d;
+        }
         return Decision::effect(Effect::GetOperation(operation_name));
     };
     let operation = match read {
@@ -76,7 +85,10 @@ pub(super) fn follow(o: &Observed, status: &PasscodeResetStatus) -> Decision {
                 format!("Command issued; could not check on it just now ({m}); looking again."),
                 None,
             );
-            d.requeue = Some(poll_interval(o.now, status).max(Duration::from_secs(2)));
+            d.requeue = Some(
+                poll_interval_with(o.now, status, o.config.notifications)
+                    .max(Duration::from_secs(2)),
+            );
             return d;
         }
     };
@@ -102,7 +114,7 @@ pub(super) fn follow(o: &Observed, status: &PasscodeResetStatus) -> Decision {
                 "Command issued; waiting for the device to sync and carry it out.".into(),
                 None,
             );
-            d.requeue = Some(poll_interval(o.now, status));
+            d.requeue = Some(poll_interval_with(o.now, status, o.config.notifications));
             d
         }
         OperationOutcome::Succeeded => {

@@ -32,6 +32,7 @@ use crate::api::{
 use crate::passcode::{Passcode, PasscodeError};
 use crate::reconcile::reset::record::Recorded;
 
+pub use crate::reconcile::Config;
 pub use recover::{claim_fingerprint, fingerprint_nanos};
 
 /// The finalizer present only while a command may be in flight, so deleting the reset cancels it.
@@ -43,42 +44,6 @@ pub const MIN_API_LEVEL: i32 = 26;
 /// After `expiresAt` the command is given this long before it is declared expired, for clock skew
 /// between the operator and Google.
 pub const EXPIRY_GRACE: Duration = Duration::from_secs(30);
-
-/// The default [`Config::adoption_window`].
-pub const DEFAULT_ADOPTION_WINDOW: Duration = Duration::from_secs(180);
-
-/// What the operator may act on.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Enterprise ids (`LC01abc`) the operator may act on; empty means any.
-    pub enterprises: Vec<String>,
-    /// How long after a claim its command may take to be listed on the device. A claim without
-    /// an operation is searched for this long before the reset ends `OutcomeUnknown`. The shell
-    /// starts no issueCommand attempt after a third of it, and gives an attempt at most a third.
-    pub adoption_window: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            enterprises: Vec::new(),
-            adoption_window: DEFAULT_ADOPTION_WINDOW,
-        }
-    }
-}
-
-impl Config {
-    pub fn allows(&self, enterprise: &str) -> bool {
-        self.enterprises.is_empty() || self.enterprises.iter().any(|e| e == enterprise)
-    }
-
-    /// For the command of a claim: how long after the claim an attempt may still start, and the
-    /// longest an attempt may take.
-    pub fn send_limits(&self) -> (Duration, Duration) {
-        let third = self.adoption_window / 3;
-        (third, third)
-    }
-}
 
 /// The answer to a read.
 #[derive(Debug, Clone)]
@@ -130,6 +95,8 @@ pub struct Inputs {
     pub operations: Option<Read<Vec<Operation>>>,
     /// A cancel was sent in this reconcile.
     pub cancelled: bool,
+    /// ...and AMAPI did not take it (a transient failure).
+    pub cancel_failed: bool,
     /// The record written before the claim (see `record`).
     pub record: Option<Recorded>,
     /// The run of this reset was removed from its record in this reconcile.
@@ -138,8 +105,12 @@ pub struct Inputs {
     pub claimed_in_process: Option<String>,
     /// Operations recorded by finished resets of the same device, which are no longer cached.
     pub settled_operations: Vec<String>,
-    /// Drawn by the shell for a new claim's fingerprint (1 to 999,999,999 nanoseconds).
+    /// Drawn by the shell for a new claim's fingerprint (1 to 999,999,999 nanoseconds); also
+    /// spreads follow-up polls.
     pub claim_nonce: u32,
+    /// A follow-up poll was not made: the AMAPI rate is taken by fresh work or the follow-up
+    /// budget is spent.
+    pub poll_deferred: bool,
 }
 
 /// Everything one decision may look at.
@@ -272,8 +243,57 @@ fn key(r: &PasscodeReset) -> String {
     )
 }
 
-/// Polling: fast while a device typically answers, slower later, never past expiry.
+/// The first status of a new reset, written on sight before any AMAPI call (so nothing a user
+/// applies stays without a status, however long AMAPI's rate limit makes the queue).
+pub fn accepted(reset: &PasscodeReset, now: Timestamp, waiting: usize) -> PasscodeResetStatus {
+    let (inputs, config) = (Inputs::default(), Config::default());
+    let o = Observed {
+        reset,
+        now,
+        config: &config,
+        policies: &[],
+        others: &[],
+        inputs: &inputs,
+    };
+    let message = match waiting {
+        0 => "Accepted; looking at the device.".to_owned(),
+        n => format!(
+            "Accepted; waiting for the AMAPI rate limit to look at the device ({n} calls ahead)."
+        ),
+    };
+    transition(
+        &o,
+        &PasscodeResetStatus::default(),
+        Reason::Validating,
+        message,
+        None,
+    )
+    .status
+    .unwrap_or_default()
+}
+
+/// Polls in the first seconds after issuing move a reset forward (an online device answers
+/// then); later ones are follow-ups of a pending command, made within their share of the AMAPI
+/// rate and never ahead of fresh work.
+pub const FRESH_POLLS: Duration = Duration::from_secs(10);
+
+/// Whether the next poll of the reset's operation is a follow-up.
+pub fn is_followup(now: Timestamp, status: &PasscodeResetStatus) -> bool {
+    status
+        .issued_at
+        .as_ref()
+        .is_some_and(|t| now.duration_since(t.0).as_secs() >= FRESH_POLLS.as_secs() as i64)
+}
+
+/// Polling: fast while a device typically answers (every 0.5 s for 10 s), then every 5 s to a
+/// minute, 30 s to five, a minute to ten, and then every 5 minutes (12 calls an hour), or every
+/// 30 minutes when completion is pushed (a safety net for a lost notification). Never past expiry.
 pub fn poll_interval(now: Timestamp, status: &PasscodeResetStatus) -> Duration {
+    poll_interval_with(now, status, false)
+}
+
+/// [`poll_interval`], knowing whether notifications arrive.
+pub fn poll_interval_with(now: Timestamp, status: &PasscodeResetStatus, pushed: bool) -> Duration {
     let since = status
         .issued_at
         .as_ref()
@@ -281,9 +301,11 @@ pub fn poll_interval(now: Timestamp, status: &PasscodeResetStatus) -> Duration {
         .unwrap_or(0);
     let base = match since {
         0..10 => Duration::from_millis(500),
-        10..60 => Duration::from_secs(2),
-        60..300 => Duration::from_secs(10),
-        _ => Duration::from_secs(30),
+        10..60 => Duration::from_secs(5),
+        60..300 => Duration::from_secs(30),
+        300..600 => Duration::from_secs(60),
+        _ if pushed => Duration::from_secs(1800),
+        _ => Duration::from_secs(300),
     };
     match &status.expires_at {
         Some(t) => {

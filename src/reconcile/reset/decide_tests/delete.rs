@@ -105,8 +105,15 @@ fn deleting_finds_the_claimed_command_by_its_fingerprint() {
         "enterprises/LC01/devices/d1/operations/look-alike",
         "600.000000043s",
     );
-    // Another claim's pending command is never cancelled.
+    // Another claim's pending command is never cancelled. Within the window the claim's own may
+    // still be listed: the finalizer stays and it looks again; after it, it lets go.
     let d = case.listed(vec![look_alike.clone()]).decide();
+    assert_eq!(d.effect, None);
+    assert!(d.requeue.is_some(), "looks again: {d:?}");
+    let d = Case::new(deleting(edited(claimed(with_passcode()), on_device_b())))
+        .since_claim(181)
+        .listed(vec![look_alike.clone()])
+        .decide();
     assert_eq!(d.effect, Some(Effect::RemoveFinalizer));
     let case = Case::new(deleting(claimed(with_passcode())));
     let d = case.listed(vec![look_alike.clone(), mine()]).decide();
@@ -117,6 +124,20 @@ fn deleting_finds_the_claimed_command_by_its_fingerprint() {
     let case = Case::new(deleting(claimed(with_passcode())));
     let d = case.listed(vec![look_alike, done]).decide();
     assert_eq!(d.effect, Some(Effect::RemoveFinalizer));
+    // A cancel AMAPI did not take is tried again while the command can still run.
+    let mut case = Case::new(deleting(claimed(with_passcode()))).listed(vec![mine()]);
+    case.inputs.cancelled = true;
+    case.inputs.cancel_failed = true;
+    let d = case.decide();
+    assert_eq!(d.effect, None);
+    assert!(d.requeue.is_some());
+    // Unlisted operations are looked for again within the window, then let go.
+    let mut case = Case::new(deleting(claimed(with_passcode())));
+    case.inputs.operations = Some(Read::Unavailable("503".into()));
+    assert_eq!(case.decide().effect, None);
+    let mut case = Case::new(deleting(claimed(with_passcode()))).since_claim(181);
+    case.inputs.operations = Some(Read::Unavailable("503".into()));
+    assert_eq!(case.decide().effect, Some(Effect::RemoveFinalizer));
     // The cancel is sent once.
     let mut case = Case::new(deleting(claimed(with_passcode()))).listed(vec![mine()]);
     case.inputs.cancelled = true;

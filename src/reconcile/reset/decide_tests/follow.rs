@@ -247,3 +247,58 @@ fn a_cancel_read_back_in_a_later_reconcile_is_still_an_expiry() {
     case.now = now() + secs(700);
     assert_eq!(reason(&case.decide()), Some(Reason::CommandExpired));
 }
+
+#[test]
+fn a_deferred_follow_up_poll_changes_nothing_and_comes_back_spread_out() {
+    let mut case = Case::new(issued(with_passcode(), OP));
+    case.inputs.poll_deferred = true;
+    let d = case.decide();
+    assert!(d.status.is_none() && d.effect.is_none(), "{d:?}");
+    let first = d.requeue.unwrap();
+    assert!((Duration::from_secs(5)..Duration::from_secs(10)).contains(&first));
+    case.inputs.claim_nonce += 1234;
+    assert_ne!(case.decide().requeue, Some(first), "spread by the nonce");
+}
+
+#[test]
+fn long_pending_commands_are_polled_within_the_hourly_budget() {
+    let issued_at = now();
+    let pending = PasscodeResetStatus {
+        issued_at: Some(Time(issued_at)),
+        expires_at: Some(Time(issued_at + SignedDuration::from_hours(168))),
+        ..Default::default()
+    };
+    let status = |_: i64| pending.clone();
+    let at = |minutes: i64| issued_at + SignedDuration::from_mins(minutes);
+    assert!(!is_followup(at(0), &status(0)));
+    assert!(is_followup(at(1), &status(1)));
+    assert!(is_followup(
+        issued_at + SignedDuration::from_secs(10),
+        &pending
+    ));
+    // After ten minutes: 12 polls an hour, or 2 when completion is pushed.
+    assert_eq!(
+        poll_interval_with(at(30), &status(30), false),
+        Duration::from_secs(300)
+    );
+    assert_eq!(
+        poll_interval_with(at(30), &status(30), true),
+        Duration::from_secs(1800)
+    );
+    // Fast at first either way.
+    assert_eq!(
+        poll_interval_with(at(0), &status(0), true),
+        Duration::from_millis(500)
+    );
+}
+
+#[test]
+fn a_new_reset_is_accepted_with_where_it_stands() {
+    let r = with_passcode();
+    let idle = accepted(&r, now(), 0);
+    assert_eq!(idle.phase, Some(Phase::Pending));
+    assert_eq!(idle.reason, Some(Reason::Validating));
+    assert!(idle.conditions.iter().any(|c| c.type_ == "Reconciling"));
+    let busy = accepted(&r, now(), 37);
+    assert!(busy.message.unwrap().contains("37 calls ahead"));
+}

@@ -1,21 +1,20 @@
-//! One operator scenario: a namespace, an enterprise of its own in an in-process AMAPI simulator
-//! (real HTTP, real OAuth), and the operator binary running as a separate process under the
-//! operator's ServiceAccount (the RBAC of `manifests/`), watching only that namespace and
-//! enterprise so scenarios run side by side.
+//! One operator scenario on the test binary's control plane: a namespace, an enterprise of its
+//! own in an in-process AMAPI simulator (real HTTP, real OAuth), and the operator binary running
+//! as a separate process under the operator's ServiceAccount (the RBAC of `manifests/`), watching
+//! only that namespace and enterprise so scenarios run side by side.
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
-use passcode_operator::api::{PasscodeReset, Phase};
-use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
+use passcode_operator::api::{PasscodeReset, Phase, Reason};
+use passcode_operator::simulator::Simulator;
 use serde_json::{Value, json};
 
-use crate::support::{admin, control_plane, namespace};
+use crate::cluster::{OPERATOR_NAMESPACE, admin, control_plane, namespace};
+use crate::process::{Launch, Operator};
 
 pub struct Env {
     pub ns: String,
@@ -24,7 +23,6 @@ pub struct Env {
     pub sim: Simulator,
     pub dir: PathBuf,
     pub operator: Option<Operator>,
-    http: reqwest::Client,
 }
 
 #[derive(Clone, Default)]
@@ -35,55 +33,6 @@ pub struct OperatorOptions {
     pub log_level: Option<String>,
     /// Act on every namespace (for the leader-election test's shared lease).
     pub lease_name: Option<String>,
-}
-
-pub struct Operator {
-    child: Child,
-    pub log: PathBuf,
-    pub listen: SocketAddr,
-}
-
-impl Operator {
-    /// SIGKILL: no cleanup, like a node failure.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Waits for the process to end by itself (a failpoint), up to `deadline`. Async: the
-    /// simulator serves from this test's runtime and must keep answering meanwhile.
-    pub async fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
-        let until = Instant::now() + deadline;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < until,
-                "operator did not exit; log:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// A fleet with one enterprise, the given policies and devices (YAML list items, indented for the
@@ -156,15 +105,11 @@ impl Env {
         } else {
             devices
         };
-        let fleet = Fleet::from_yaml(&fleet(&enterprise, &policies, devices)).expect("fleet");
-        let sim = Simulator::start(SimulatorConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            fleet,
-            credentials_path: Some(dir.join("sa.json")),
-        })
-        .await
-        .expect("simulator");
-        std::fs::write(dir.join("sa.json"), sim.credentials_json()).unwrap();
+        let sim = crate::simulator(
+            &fleet(&enterprise, &policies, devices),
+            Some(dir.join("sa.json")),
+        )
+        .await;
         Env {
             ns,
             enterprise,
@@ -172,7 +117,6 @@ impl Env {
             sim,
             dir,
             operator: None,
-            http: reqwest::Client::new(),
         }
     }
 
@@ -182,62 +126,37 @@ impl Env {
 
     /// Starts another operator process for this scenario.
     pub fn spawn_operator(&self, options: OperatorOptions) -> Operator {
-        let listen = free_port();
         let n = std::fs::read_dir(&self.dir).map(|d| d.count()).unwrap_or(0);
-        let log = self.dir.join(format!("operator-{n}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_passcode-operator"));
-        cmd.arg("run")
-            .args([
-                "--kubeconfig",
-                control_plane()
-                    .dir
-                    .join("operator.kubeconfig")
-                    .to_str()
-                    .unwrap(),
-            ])
-            .args(["--credentials", self.dir.join("sa.json").to_str().unwrap()])
-            .args(["--amapi-base-url", &self.sim.base_url()])
-            .args(["--enterprises", &self.enterprise])
-            .args(["--namespace", &self.ns])
-            .args(["--listen", &listen.to_string()])
-            .args(["--amapi-rate", "100"])
-            .args(["--policy-resync", "2s"])
+        let mut flags = vec![
+            ("amapi-rate", "100".to_owned()),
+            ("policy-resync", "2s".to_owned()),
             // The simulator creates a command at once; 3 s keeps crash tests short.
-            .args(["--adoption-window", "3s"])
-            .args(["--log-format", "json"])
-            .args([
-                "--log-level",
+            ("adoption-window", "3s".to_owned()),
+            (
+                "log-level",
                 options
                     .log_level
-                    .as_deref()
-                    .unwrap_or("info,passcode_operator=debug"),
-            ])
-            .args([
-                "--leader-election",
-                if options.leader_election {
-                    "true"
-                } else {
-                    "false"
-                },
-            ])
-            .args(["--operator-namespace", crate::support::OPERATOR_NAMESPACE])
-            .env_remove("KUBECONFIG")
-            .env_remove("PASSCODE_OPERATOR_FAILPOINT")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file);
-        if let Some(lease) = &options.lease_name {
-            cmd.args(["--lease-name", lease]);
+                    .unwrap_or_else(|| "info,passcode_operator=debug".to_owned()),
+            ),
+            ("leader-election", options.leader_election.to_string()),
+            ("operator-namespace", OPERATOR_NAMESPACE.to_owned()),
+        ];
+        if let Some(lease) = options.lease_name {
+            flags.push(("lease-name", lease));
         }
-        if let Some(id) = &options.identity {
-            cmd.args(["--identity", id]);
+        if let Some(id) = options.identity {
+            flags.push(("identity", id));
         }
-        if let Some(fp) = &options.failpoint {
-            cmd.env("PASSCODE_OPERATOR_FAILPOINT", fp);
-        }
-        let child = cmd.spawn().expect("start the operator");
-        Operator { child, log, listen }
+        Operator::spawn(Launch {
+            kubeconfig: &control_plane().operator_kubeconfig(),
+            credentials: &self.dir.join("sa.json"),
+            amapi_base_url: &self.sim.base_url(),
+            enterprise: &self.enterprise,
+            namespace: &self.ns,
+            log: self.dir.join(format!("operator-{n}.log")),
+            flags,
+            failpoint: options.failpoint.as_deref(),
+        })
     }
 
     /// The same scenario with a fresh admin client (after the API server restarted).
@@ -319,16 +238,11 @@ impl Env {
                 return r.clone();
             }
             if Instant::now() > deadline {
-                let log = self.operator.as_ref().map(|o| o.logs()).unwrap_or_default();
-                let tail: String = log
-                    .lines()
-                    .rev()
-                    .take(40)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n");
+                let tail = self
+                    .operator
+                    .as_ref()
+                    .map(|o| o.tail(40))
+                    .unwrap_or_default();
                 panic!(
                     "{name}: timed out waiting for {what}; reset: {:#?}\noperator log tail:\n{tail}",
                     r.map(|r| r.status)
@@ -344,11 +258,7 @@ impl Env {
             .await
     }
 
-    pub async fn reason_is(
-        &self,
-        name: &str,
-        reason: passcode_operator::api::Reason,
-    ) -> PasscodeReset {
+    pub async fn reason_is(&self, name: &str, reason: Reason) -> PasscodeReset {
         let r = self.done(name).await;
         let status = r.status.clone().unwrap();
         assert_eq!(status.reason, Some(reason), "{name}: {status:#?}");
@@ -433,29 +343,10 @@ impl Env {
     }
 
     pub async fn metrics(&self) -> String {
-        self.metrics_of(self.operator.as_ref().expect("operator"))
-            .await
-    }
-
-    /// The operator's /metrics text, or nothing when it does not answer.
-    pub async fn metrics_of(&self, op: &Operator) -> String {
-        match self
-            .http
-            .get(format!("http://{}/metrics", op.listen))
-            .send()
-            .await
-        {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        }
+        self.operator.as_ref().expect("operator").metrics().await
     }
 
     pub fn phase(r: &PasscodeReset) -> Phase {
         r.phase()
     }
-}
-
-fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
 }

@@ -1,11 +1,10 @@
 //! Driving an in-process AMAPI simulator over real HTTP, as a client would: sign a JWT with the
 //! service-account key, trade it for a token, call AMAPI; and the admin API for setup and checks.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
+use passcode_operator::simulator::Simulator;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -42,14 +41,7 @@ pub struct Reply {
 impl TestSim {
     /// Starts a simulator for `fleet_yaml` on a free loopback port.
     pub async fn start(fleet_yaml: &str) -> TestSim {
-        let fleet = Fleet::from_yaml(fleet_yaml).expect("test fleet parses");
-        let sim = Simulator::start(SimulatorConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            fleet,
-            credentials_path: None,
-        })
-        .await
-        .expect("simulator starts");
+        let sim = crate::simulator(fleet_yaml, None).await;
         let key: Value = serde_json::from_str(&sim.credentials_json()).expect("key file is JSON");
         TestSim {
             base: sim.base_url(),

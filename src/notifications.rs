@@ -1,0 +1,102 @@
+//! AMAPI COMMAND notifications, pulled from a Pub/Sub subscription: each finished operation is
+//! handed to its reset (kept in `Pushed`, and a reconcile triggered), so completion is pushed and
+//! polling is only a slow safety net. At least once and in any order, like Pub/Sub itself: a
+//! duplicate finds its operation already taken and changes nothing. A message that cannot be used
+//! (malformed, another type, an operation no reset of this operator follows) is counted, logged
+//! without its body (AMAPI echoes the passcode in it) and acknowledged; its reset, if any, learns
+//! the outcome from its next poll.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::channel::mpsc::UnboundedSender;
+use kube::runtime::reflector::{ObjectRef, Store};
+use tracing::{debug, error, warn};
+
+use crate::amapi::PubsubClient;
+use crate::amapi::pubsub::COMMAND;
+use crate::api::PasscodeReset;
+use crate::metrics::Metrics;
+use crate::reconcile::reset::pushed::Pushed;
+
+/// Messages pulled at once.
+const BATCH: u32 = 100;
+
+/// Pulls until the returned future is dropped.
+pub async fn follow(
+    pubsub: PubsubClient,
+    resets: Store<PasscodeReset>,
+    pushed: Arc<Pushed>,
+    trigger: UnboundedSender<ObjectRef<PasscodeReset>>,
+    healthy: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        let batch = match pubsub.pull(BATCH).await {
+            Ok(batch) => {
+                healthy.store(true, Ordering::Relaxed);
+                batch
+            }
+            Err(e) => {
+                healthy.store(false, Ordering::Relaxed);
+                metrics.notification("pull_error");
+                let pause = if e.is_not_found() || e.is_permission_denied() {
+                    error!(subscription = pubsub.subscription(), error = %e,
+                        "cannot pull AMAPI notifications; resets are polled instead (check the subscription name and that the operator's identity has roles/pubsub.subscriber on it)");
+                    Duration::from_secs(60)
+                } else {
+                    warn!(error = %e, "pulling AMAPI notifications failed; trying again");
+                    Duration::from_secs(5)
+                };
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        // Operation → reset, for the unfinished resets that follow one.
+        let following: HashMap<String, ObjectRef<PasscodeReset>> = resets
+            .state()
+            .iter()
+            .filter(|r| !r.phase().is_terminal())
+            .filter_map(|r| {
+                let op = r.status.as_ref()?.operation.clone()?;
+                Some((op, ObjectRef::from_obj(r.as_ref())))
+            })
+            .collect();
+        let mut acks = Vec::with_capacity(batch.len());
+        for message in batch {
+            match message {
+                Ok(n) => {
+                    acks.push(n.ack_id.clone());
+                    let outcome = match (&n.operation, n.notification_type == COMMAND) {
+                        (Some(op), true) => match following.get(&op.name) {
+                            Some(reset) if op.done => {
+                                pushed.put(op.clone());
+                                let _ = trigger.unbounded_send(reset.clone());
+                                "matched"
+                            }
+                            Some(_) => "pending",
+                            None => "unknown_operation",
+                        },
+                        _ => "other_type",
+                    };
+                    debug!(message = %n.message_id, outcome, "AMAPI notification");
+                    metrics.notification(outcome);
+                }
+                Err(malformed) => {
+                    acks.push(malformed.ack_id.clone());
+                    warn!(error = %malformed, "malformed AMAPI notification; acknowledged and skipped");
+                    metrics.notification("malformed");
+                }
+            }
+        }
+        if let Err(e) = pubsub.acknowledge(&acks).await {
+            // Not acknowledged: they come again, and duplicates change nothing.
+            warn!(error = %e, "could not acknowledge AMAPI notifications");
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The test kit: what the integration tests (`tests/`) and the benchmark (`benches/`) share.
+//!
+//! - [`cluster`]: a real control plane (etcd + kube-apiserver v1.20.2 from `hack/control-plane`)
+//!   with the CRDs from the code and the RBAC of `manifests/` installed; one per test binary.
+//! - [`process`]: the operator binary as a child process, killed on drop.
+//! - [`scenario`]: one operator scenario on the shared control plane (a namespace, an enterprise
+//!   of its own in an in-process simulator, the operator watching only those).
+//! - [`sim`]: driving an in-process AMAPI simulator over real HTTP, as a client would.
+//! - [`discovery`]: checking JSON against the schemas of AMAPI's discovery document.
+
+use std::path::{Path, PathBuf};
+
+use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
+
+pub mod cluster;
+pub mod discovery;
+pub mod process;
+pub mod scenario;
+pub mod sim;
+
+/// The repository (the root package's directory).
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit/ lies in the repository")
+}
+
+/// Starts an in-process simulator for `fleet_yaml` on a free loopback port; with `credentials`,
+/// its service-account key file is written there.
+pub async fn simulator(fleet_yaml: &str, credentials: Option<PathBuf>) -> Simulator {
+    let fleet = Fleet::from_yaml(fleet_yaml).expect("test fleet parses");
+    Simulator::start(SimulatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        fleet,
+        credentials_path: credentials,
+    })
+    .await
+    .expect("simulator starts")
+}

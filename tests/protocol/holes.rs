@@ -1,0 +1,290 @@
+//! Scripted regressions for holes an adversarial review found by reading the code (each failed
+//! before its fix): a claim confirmed by a fresh read, a claim newer than the cache, a deleted
+//! reset whose command may still run.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::Event;
+use passcode_operator::api::{PasscodeReset, PasscodeResetStatus, WorkProfilePasscodePolicy};
+use passcode_operator::metrics::Metrics;
+use passcode_operator::reconcile::Error;
+use passcode_operator::reconcile::reset::claims::{Claims, Written};
+use passcode_operator::reconcile::reset::decide::{
+    self, Config, Effect, FINALIZER, Inputs, Observed, Read, SecretRead, claim_fingerprint,
+};
+use passcode_operator::reconcile::reset::edges::Cluster;
+use passcode_operator::reconcile::reset::record::Recorded;
+use passcode_operator::reconcile::reset::{Shell, run};
+use serde_json::json;
+
+use crate::edges::{Cache, SimAmapi, SimCluster, key};
+use crate::world::{CANARY, KEY, SECRET, World};
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// SimCluster, except that the answer to the first claim write is lost after it commits (an
+/// etcd timeout answered 504, a connection reset): the shell records the claim `Written::Unknown`.
+struct LoseClaimAnswer {
+    inner: SimCluster,
+    armed: AtomicBool,
+}
+
+impl Cluster for LoseClaimAnswer {
+    fn now(&self) -> Timestamp {
+        self.inner.now()
+    }
+    fn policies(&self) -> Vec<Arc<WorkProfilePasscodePolicy>> {
+        self.inner.policies()
+    }
+    fn others(&self, r: &PasscodeReset) -> Vec<Arc<PasscodeReset>> {
+        self.inner.others(r)
+    }
+    fn cached(&self, ns: &str, n: &str) -> Option<Arc<PasscodeReset>> {
+        self.inner.cached(ns, n)
+    }
+    fn settled_operations(&self, d: &str) -> Vec<String> {
+        self.inner.settled_operations(d)
+    }
+    async fn get(&self, r: &PasscodeReset) -> Result<Option<PasscodeReset>, Error> {
+        self.inner.get(r).await
+    }
+    async fn replace_status(
+        &self,
+        r: &PasscodeReset,
+        status: PasscodeResetStatus,
+    ) -> Result<PasscodeReset, Error> {
+        let is_claim =
+            status.claimed_at.is_some() && r.status.as_ref().is_none_or(|s| s.claimed_at.is_none());
+        let out = self.inner.replace_status(r, status).await;
+        if is_claim && out.is_ok() && self.armed.swap(false, Ordering::SeqCst) {
+            return Err(Error::Kube(kube::Error::Service(
+                "connection reset; the answer was lost".into(),
+            )));
+        }
+        out
+    }
+    async fn set_finalizer(&self, r: &PasscodeReset, p: bool) -> Result<PasscodeReset, Error> {
+        self.inner.set_finalizer(r, p).await
+    }
+    async fn read_secret(&self, ns: &str, n: &str, k: &str) -> SecretRead {
+        self.inner.read_secret(ns, n, k).await
+    }
+    async fn record(&self, r: &PasscodeReset, at: &str) -> Recorded {
+        self.inner.record(r, at).await
+    }
+    async fn forget(&self, r: &PasscodeReset) {
+        self.inner.forget(r).await
+    }
+    async fn publish(&self, r: &PasscodeReset, e: Event) {
+        self.inner.publish(r, e).await
+    }
+}
+
+fn world_with_one_reset() -> (Arc<Mutex<World>>, String) {
+    let mut w = World::new(1);
+    w.faults_on = false;
+    w.devices
+        .insert("enterprises/LC01/devices/d1".into(), false);
+    w.secrets
+        .insert(format!("helpdesk/{SECRET}"), CANARY.into());
+    let obj: PasscodeReset = serde_json::from_value(json!({
+        "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+        "kind": "PasscodeReset",
+        "metadata": {"name": "jdoe", "namespace": "helpdesk", "uid": "uid-r",
+                     "generation": 1, "resourceVersion": "1",
+                     "creationTimestamp": w.now.to_string()},
+        "spec": {"device": "enterprises/LC01/devices/d1",
+                 "newPasscode": {"secretKeyRef": {"name": SECRET, "key": KEY}}},
+    }))
+    .unwrap();
+    let k = key(&obj);
+    w.identities
+        .insert("uid-r".into(), (k.clone(), "{}".into()));
+    w.resets.insert(k.clone(), obj);
+    (Arc::new(Mutex::new(w)), k)
+}
+
+/// HOLE A. A claim write whose answer is lost (it committed) leaves the claim `Written::Unknown`.
+/// The next reconcile confirms it by a fresh read and sends (`Known::Unsent` -> may_send ->
+/// `claims.sending`), but never marks the claim Landed nor ends it. From then on `known` says
+/// Nothing (sent) and `in_doubt` says true (Unknown): every reconcile returns
+/// `Ok(Some(1s))` before deciding anything. The reset never polls its operation, never ends,
+/// never handles its deletion (finalizer stays), and holds its device, for the life of the
+/// process (or its leadership term). Two replicas acting at once (the sim) mask it: the other
+/// replica finishes the reset.
+#[test]
+fn a_claim_confirmed_by_a_fresh_read_is_followed_to_its_end() {
+    let (world, k) = world_with_one_reset();
+    let cache: Cache = Default::default();
+    let cluster = LoseClaimAnswer {
+        inner: SimCluster {
+            world: world.clone(),
+            cache: cache.clone(),
+        },
+        armed: AtomicBool::new(true),
+    };
+    let amapi = SimAmapi {
+        world: world.clone(),
+    };
+    let claims = Claims::default();
+    let metrics = Metrics::new();
+    let config = Config::default();
+    let nonce_world = world.clone();
+    let nonce = move || nonce_world.lock().unwrap().nonce("uid-r");
+    let pushed = Default::default();
+    let shell = Shell {
+        cluster: &cluster,
+        amapi: &amapi,
+        config: &config,
+        claims: &claims,
+        metrics: &metrics,
+        pushed: &pushed,
+        nonce: &nonce,
+    };
+    let mut history = Vec::new();
+    for i in 0..40 {
+        // The watch has caught up with everything before each reconcile.
+        let obj = {
+            let w = world.lock().unwrap();
+            let mut c = cache.lock().unwrap();
+            c.clear();
+            for (kk, o) in &w.resets {
+                c.insert(kk.clone(), Arc::new(o.clone()));
+            }
+            c.get(&k).cloned()
+        };
+        let Some(obj) = obj else { break };
+        let out = block_on(run(obj, &shell));
+        let status = world
+            .lock()
+            .unwrap()
+            .resets
+            .get(&k)
+            .and_then(|r| r.status.clone());
+        history.push(format!(
+            "reconcile {i}: {:?} -> {:?}/{:?} op {:?}",
+            out.as_ref().map_err(|e| e.to_string()),
+            status.as_ref().and_then(|s| s.phase),
+            status.as_ref().and_then(|s| s.reason),
+            status.as_ref().and_then(|s| s.operation.clone()),
+        ));
+        let mut w = world.lock().unwrap();
+        // Once the command exists, the device comes online and carries it out.
+        if !w.ops.is_empty() {
+            w.devices.insert("enterprises/LC01/devices/d1".into(), true);
+            w.device_acts();
+        }
+        w.advance(std::time::Duration::from_secs(5));
+    }
+    let w = world.lock().unwrap();
+    let r = w.resets.get(&k).unwrap();
+    let done = r.phase().is_terminal();
+    println!("{}", history.join("\n"));
+    println!(
+        "commands: {:?}",
+        w.ops.iter().map(|o| (&o.name, o.done)).collect::<Vec<_>>()
+    );
+    assert!(
+        done,
+        "the device acted on the reset's only command 40 reconciles (200 s) ago, yet the reset \
+         is still {:?}/{:?}:\n{}",
+        r.status.as_ref().and_then(|s| s.phase),
+        r.status.as_ref().and_then(|s| s.reason),
+        history.join("\n")
+    );
+}
+
+fn reset_obj(name: &str, uid: &str, rv: &str, created: &str) -> PasscodeReset {
+    serde_json::from_value(json!({
+        "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+        "kind": "PasscodeReset",
+        "metadata": {"name": name, "namespace": "ns", "uid": uid, "resourceVersion": rv,
+                     "generation": 1, "creationTimestamp": created},
+        "spec": {"device": "enterprises/LC01/devices/d1"},
+    }))
+    .unwrap()
+}
+
+/// HOLE B. `Claims` drops a claim from the device's turn as soon as the cache shows a version
+/// other than `based_on`, taking that for "the cache has moved past the write". But `based_on`
+/// is the version the shell holds, which is often NEWER than the cache: the shell adds the
+/// finalizer (rv 10 -> 11) and claims on 11 in the same reconcile, and the watch may not have
+/// delivered 11 yet. With the cache still at 10 (no finalizer, no claim), another reset of the
+/// device is told that nobody holds the turn.
+#[test]
+fn a_landed_claim_newer_than_the_cache_holds_the_turn() {
+    let claims = Claims::default();
+    // R1 as the shell holds it after its own finalizer patch: rv 11.
+    let r1_after_finalizer = reset_obj("r1", "u1", "11", "2026-11-23T10:00:00Z");
+    // The watch cache still shows rv 10 (before the finalizer patch): unclaimed.
+    let cache_at_10 = |_: &str, n: &str| {
+        (n == "r1").then(|| Arc::new(reset_obj("r1", "u1", "10", "2026-11-23T10:00:00Z")))
+    };
+    assert!(claims.begin(&r1_after_finalizer, "600.000000001s", cache_at_10));
+    claims.written(&r1_after_finalizer, Written::Landed("12".into()));
+    let r2 = reset_obj("r2", "u2", "20", "2026-11-23T09:00:00Z");
+    assert_eq!(
+        claims.holder(&r2, cache_at_10),
+        Some("ns/r1".to_owned()),
+        "r1's claim landed at rv 12 and the cache (rv 10) does not show it, yet r1 holds no turn"
+    );
+}
+
+/// HOLE C. Deleting a reset whose command may be in flight (claimed, issueCommand answer lost,
+/// not listed yet, or operations.list unavailable) removes the finalizer at once: nothing is
+/// cancelled, and the device's turn is released while the command may still appear. README step
+/// 10 says the reset keeps its device's turn until its command is cancelled.
+#[test]
+fn deleting_a_claim_in_doubt_keeps_looking_before_letting_go() {
+    let now: Timestamp = "2026-11-23T10:00:10Z".parse().unwrap();
+    let mut r = reset_obj("r1", "u1", "11", "2026-11-23T10:00:00Z");
+    r.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    r.metadata.deletion_timestamp = Some(Time(now));
+    r.status = Some(PasscodeResetStatus {
+        phase: Some(passcode_operator::api::Phase::Pending),
+        reason: Some(passcode_operator::api::Reason::Issuing),
+        claimed_at: Some(Time(now - SignedDuration::from_secs(2))),
+        claimed_command: Some(passcode_operator::api::ClaimedCommand {
+            device: "enterprises/LC01/devices/d1".into(),
+            new_passcode: false,
+            lock_now: false,
+            require_entry: false,
+            duration: claim_fingerprint(600, 42),
+        }),
+        observed_generation: Some(1),
+        ..Default::default()
+    });
+    for listing in [Read::Found(vec![]), Read::Unavailable("503".into())] {
+        let inputs = Inputs {
+            operations: Some(listing.clone()),
+            ..Default::default()
+        };
+        let d = decide::decide(&Observed {
+            reset: &r,
+            now,
+            config: &Config::default(),
+            policies: &[],
+            others: &[],
+            inputs: &inputs,
+        });
+        assert_ne!(
+            d.effect,
+            Some(Effect::RemoveFinalizer),
+            "claimed 2 s ago, command not listed ({listing:?}): the finalizer goes, the device is free"
+        );
+    }
+}
