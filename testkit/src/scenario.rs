@@ -33,13 +33,25 @@ pub struct OperatorOptions {
     pub log_level: Option<String>,
     /// Act on every namespace (for the leader-election test's shared lease).
     pub lease_name: Option<String>,
+    /// Pull AMAPI notifications from this subscription (on the scenario's simulator).
+    pub pubsub_subscription: Option<String>,
 }
+
+/// The subscription a scenario made with [`Env::notified`] publishes to.
+pub const SUBSCRIPTION: &str = "projects/sim-project/subscriptions/amapi-events";
 
 /// A fleet with one enterprise, the given policies and devices (YAML list items, indented for the
 /// `policies:` and `devices:` keys).
 pub fn fleet(enterprise: &str, policies: &str, devices: &str) -> String {
     format!(
         "enterprises:\n  - id: {enterprise}\n    policies:\n{policies}\n    devices:\n{devices}\n"
+    )
+}
+
+/// [`fleet`], with the enterprise publishing COMMAND notifications to [`SUBSCRIPTION`].
+pub fn notified_fleet(enterprise: &str, policies: &str, devices: &str) -> String {
+    format!(
+        "settings:\n  pubsub: {{subscription: {SUBSCRIPTION}, ackDeadline: 10s}}\nenterprises:\n  - id: {enterprise}\n    enabledNotificationTypes: [COMMAND]\n    policies:\n{policies}\n    devices:\n{devices}\n"
     )
 }
 
@@ -88,6 +100,15 @@ impl Env {
     }
 
     pub async fn without_operator(test: &str, policies: &str, devices: &str) -> Env {
+        Self::build(test, policies, devices, false).await
+    }
+
+    /// A scenario whose enterprise publishes COMMAND notifications, with no operator yet.
+    pub async fn notified(test: &str, policies: &str, devices: &str) -> Env {
+        Self::build(test, policies, devices, true).await
+    }
+
+    async fn build(test: &str, policies: &str, devices: &str, notified: bool) -> Env {
         passcode_operator::install_crypto_provider();
         let client = admin().await;
         let ns = namespace(&client, test).await;
@@ -105,11 +126,12 @@ impl Env {
         } else {
             devices
         };
-        let sim = crate::simulator(
-            &fleet(&enterprise, &policies, devices),
-            Some(dir.join("sa.json")),
-        )
-        .await;
+        let fleet = if notified {
+            notified_fleet(&enterprise, &policies, devices)
+        } else {
+            fleet(&enterprise, &policies, devices)
+        };
+        let sim = crate::simulator(&fleet, Some(dir.join("sa.json"))).await;
         Env {
             ns,
             enterprise,
@@ -146,6 +168,10 @@ impl Env {
         }
         if let Some(id) = options.identity {
             flags.push(("identity", id));
+        }
+        if let Some(subscription) = options.pubsub_subscription {
+            flags.push(("pubsub-subscription", subscription));
+            flags.push(("pubsub-url", self.sim.base_url()));
         }
         Operator::spawn(Launch {
             kubeconfig: &control_plane().operator_kubeconfig(),

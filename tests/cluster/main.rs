@@ -6,6 +6,7 @@ mod bad_inputs;
 mod crds;
 mod exactly_once;
 mod faults;
+mod notifications;
 mod policies;
 mod rbac;
 mod recreated;

@@ -564,7 +564,10 @@ fn exactly_once_under_searched_interleavings() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    for seed in first..first + seeds {
+    // Seeds that once found a defect (here: a release whose answer was lost left the claim's own
+    // entry behind, and the reset waited for itself), then the range.
+    let regressions = [5347];
+    for seed in regressions.into_iter().chain(first..first + seeds) {
         match schedule(seed) {
             Ok(seen) => {
                 for r in seen {

@@ -45,6 +45,8 @@ pub enum Known {
     Nothing,
     /// Written here with this fingerprint and never sent: if it landed, this process may send.
     Unsent { fingerprint: String },
+    /// Written here with this fingerprint and sent for.
+    Sent { fingerprint: String },
 }
 
 /// This process's claims, by reset uid.
@@ -106,13 +108,25 @@ impl Claims {
         self.map().remove(&uid(reset));
     }
 
-    /// What this process knows of `reset`'s claim.
+    /// What this process knows of `reset`'s claim: `Unsent` for a claim written here and never
+    /// sent for, `Sent` for one it sent for, `Nothing` otherwise.
     pub fn known(&self, reset: &PasscodeReset) -> Known {
         match self.map().get(&uid(reset)) {
-            Some(c) if !c.sent && c.written != Written::InFlight => Known::Unsent {
+            Some(c) if c.written == Written::InFlight => Known::Nothing,
+            Some(c) if !c.sent => Known::Unsent {
                 fingerprint: c.fingerprint.clone(),
             },
-            _ => Known::Nothing,
+            Some(c) => Known::Sent {
+                fingerprint: c.fingerprint.clone(),
+            },
+            None => Known::Nothing,
+        }
+    }
+
+    /// issueCommand answered that it certainly created nothing: the claim is unsent again.
+    pub fn not_sent(&self, reset: &PasscodeReset) {
+        if let Some(c) = self.map().get_mut(&uid(reset)) {
+            c.sent = false;
         }
     }
 
@@ -266,7 +280,14 @@ mod tests {
         assert!(claims.begin(&r, "f", |_: &str, _: &str| None));
         claims.written(&r, Written::Landed("6".into()));
         claims.sending(&r);
-        assert_eq!(claims.known(&r), Known::Nothing);
+        assert_eq!(
+            claims.known(&r),
+            Known::Sent {
+                fingerprint: "f".into()
+            }
+        );
+        claims.not_sent(&r);
+        assert!(matches!(claims.known(&r), Known::Unsent { .. }));
         claims.end(&r);
         assert_eq!(claims.count(), 0);
     }

@@ -92,27 +92,43 @@ pub async fn run<C: Cluster, A: Amapi>(
         claim_nonce: (shell.nonce)(),
         ..Default::default()
     };
-    // A claim this process wrote and has not sent for: a fresh read tells whether it landed (the
-    // cache may not show it yet), and if it did, this process may still send its command.
-    if let Known::Unsent { fingerprint } = claims.known(&current) {
-        match cluster.get(&current).await? {
-            Some(fresh) if fresh.uid() == current.uid() => current = fresh,
-            _ => {
-                claims.end(&current);
-                return Ok(None);
+    // A claim this process wrote: when it has not sent for it, or the cache does not show it, a
+    // fresh read tells where it stands (the cache may be behind; a write's answer may have been
+    // lost). A landed, unsent claim may still be sent for, by this process only; a claim the
+    // reset no longer holds (released, refuted, finished) is forgotten here.
+    let (fingerprint, unsent) = match claims.known(&current) {
+        Known::Unsent { fingerprint } => (Some(fingerprint), true),
+        Known::Sent { fingerprint } => (Some(fingerprint), false),
+        Known::Nothing => (None, false),
+    };
+    if let Some(fingerprint) = fingerprint {
+        let shown = |r: &PasscodeReset| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.claimed_command.as_ref())
+                .is_some_and(|c| c.duration == fingerprint)
+        };
+        if unsent || !shown(&current) {
+            match cluster.get(&current).await? {
+                Some(fresh) if fresh.uid() == current.uid() => current = fresh,
+                _ => {
+                    claims.end(&current);
+                    return Ok(None);
+                }
             }
         }
-        let status = current.status.clone().unwrap_or_default();
-        let holds = status.operation.is_none()
-            && !current.phase().is_terminal()
-            && status.claimed_command.as_ref().map(|c| &c.duration) == Some(&fingerprint);
-        if holds {
+        let pending = current
+            .status
+            .as_ref()
+            .is_some_and(|s| s.operation.is_none())
+            && !current.phase().is_terminal();
+        if !shown(&current) || current.phase().is_terminal() {
+            claims.end(&current);
+        } else if unsent && pending {
             // Confirmed: it landed, at this version.
             let rv = current.resource_version().unwrap_or_default();
             claims.written(&current, Written::Landed(rv));
             inputs.may_send = true;
-        } else {
-            claims.end(&current);
         }
     }
     let mut last = status_key(&current);
@@ -295,6 +311,15 @@ pub async fn run<C: Cluster, A: Amapi>(
                     .await;
                 drop(command);
                 crate::failpoint::hit("after-issue");
+                if result.as_ref().is_err_and(|e| {
+                    !matches!(
+                        e,
+                        AmapiError::Terminal { .. } | AmapiError::Ambiguous { .. }
+                    )
+                }) {
+                    // Certainly nothing was created: the claim is unsent again.
+                    claims.not_sent(&current);
+                }
                 inputs.issued = Some(match result {
                     Ok(op) => Issued::Created(Box::new(op)),
                     // 4xx, or the client refused to send: no command.

@@ -1,0 +1,164 @@
+//! The AMAPI quota on a bad day: a status on first sight, and completion pushed over Pub/Sub
+//! (with the simulator's emulated pull subscription), with polling as the safety net.
+
+use std::time::{Duration, Instant};
+
+use passcode_operator::api::{Phase, Reason};
+use serde_json::json;
+
+use testkit::scenario::{Env, OperatorOptions, SUBSCRIPTION};
+
+const PHONE: &str = "      - {id: phone, syncDelay: 100ms}\n";
+
+fn notified() -> OperatorOptions {
+    OperatorOptions {
+        pubsub_subscription: Some(SUBSCRIPTION.into()),
+        ..Default::default()
+    }
+}
+
+/// Waits until the operator's metrics contain `line`.
+async fn metric(env: &Env, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = env.metrics().await;
+        if text.contains(line) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {line} in the metrics:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every AMAPI answer takes 20 s, so the reconcile cannot write anything for that long; a new
+/// reset still shows `Pending/Validating` from the acceptor, which never calls AMAPI: nothing a
+/// user applies stays without a status.
+#[tokio::test]
+async fn a_new_reset_has_a_status_before_any_amapi_answer() {
+    let env = Env::new("quota-first-status", "", PHONE).await;
+    env.sim_send(reqwest::Method::PUT, "faults", json!({"latency": "20s"}))
+        .await;
+    env.reset("r", "phone", json!({})).await;
+    let r = env
+        .wait("r", "a first status", |r| r.status.is_some())
+        .await;
+    let s = r.status.unwrap();
+    assert_eq!(s.phase, Some(Phase::Pending), "{s:#?}");
+    assert_eq!(s.reason, Some(Reason::Validating), "{s:#?}");
+    assert!(s.message.unwrap().starts_with("Accepted"));
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Reconciling" && c.status == "True"),
+        "kstatus sees it in progress"
+    );
+    env.sim_send(reqwest::Method::PUT, "faults", json!({}))
+        .await;
+    env.reason_is("r", Reason::PasscodeCleared).await;
+}
+
+/// operations.get fails for good once the command is out, so only the COMMAND notification can
+/// tell the reset that the device acted: it does, and the reset succeeds with one command.
+#[tokio::test]
+async fn completion_is_pushed_when_polling_cannot_see_it() {
+    let mut env = Env::notified(
+        "pushed",
+        "",
+        "      - {id: phone, online: false, syncDelay: 100ms}\n",
+    )
+    .await;
+    env.start_operator(notified());
+    env.reset("r", "phone", json!({})).await;
+    env.wait("r", "its command issued", |r| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.operation.as_ref())
+            .is_some()
+    })
+    .await;
+    env.sim_send(
+        reqwest::Method::PUT,
+        "faults",
+        json!({"errorRate": 1.0, "methods": ["operations.get"]}),
+    )
+    .await;
+    env.patch_device("phone", json!({"online": true})).await;
+    let r = env.reason_is("r", Reason::PasscodeCleared).await;
+    assert!(r.status.unwrap().completed_at.is_some());
+    assert_eq!(env.commands("phone").await.len(), 1);
+    metric(
+        &env,
+        "passcode_operator_notifications_total{outcome=\"matched\"}",
+    )
+    .await;
+}
+
+/// Every notification delivered twice, then none at all: duplicates change nothing, and with
+/// messages lost the safety-net polls still finish the reset.
+#[tokio::test]
+async fn duplicated_and_lost_notifications_change_nothing() {
+    let mut env = Env::notified("pushed-faults", "", PHONE).await;
+    env.start_operator(notified());
+    for (i, faults) in [json!({"duplicateRate": 1.0}), json!({"dropRate": 1.0})]
+        .into_iter()
+        .enumerate()
+    {
+        env.sim_send(reqwest::Method::PUT, "pubsub/faults", faults)
+            .await;
+        let name = format!("r{i}");
+        env.reset(&name, "phone", json!({})).await;
+        env.reason_is(&name, Reason::PasscodeCleared).await;
+        assert_eq!(env.commands("phone").await.len(), i + 1, "{name}");
+    }
+}
+
+/// A subscription that does not exist, then a malformed message and one for an operation no
+/// reset follows: clear metrics, no crash, and resets fall back to polling.
+#[tokio::test]
+async fn bad_notifications_and_a_missing_subscription_fall_back_to_polling() {
+    let mut env = Env::notified("pushed-bad", "", PHONE).await;
+    env.start_operator(OperatorOptions {
+        pubsub_subscription: Some("projects/sim-project/subscriptions/missing".into()),
+        ..Default::default()
+    });
+    env.reset("r", "phone", json!({})).await;
+    env.reason_is("r", Reason::PasscodeCleared).await;
+    metric(
+        &env,
+        "passcode_operator_notifications_total{outcome=\"pull_error\"}",
+    )
+    .await;
+    assert!(env.operator_alive());
+
+    env.operator.take();
+    env.start_operator(notified());
+    env.sim_send(
+        reqwest::Method::POST,
+        "pubsub/messages",
+        json!({"attributes": {"notificationType": "COMMAND"}, "data": "not base64 {"}),
+    )
+    .await;
+    env.sim_send(
+        reqwest::Method::POST,
+        "pubsub/messages",
+        json!({"attributes": {"notificationType": "COMMAND"},
+               "json": {"name": format!("{}/operations/999", env.device("phone")), "done": true}}),
+    )
+    .await;
+    metric(
+        &env,
+        "passcode_operator_notifications_total{outcome=\"malformed\"} 1",
+    )
+    .await;
+    metric(
+        &env,
+        "passcode_operator_notifications_total{outcome=\"unknown_operation\"}",
+    )
+    .await;
+    env.reset("s", "phone", json!({})).await;
+    env.reason_is("s", Reason::PasscodeCleared).await;
+    assert!(env.operator_alive());
+}
