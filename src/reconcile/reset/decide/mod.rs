@@ -285,8 +285,8 @@ pub fn is_followup(now: Timestamp, status: &PasscodeResetStatus) -> bool {
         .is_some_and(|t| now.duration_since(t.0).as_secs() >= FRESH_POLLS.as_secs() as i64)
 }
 
-/// Polling: fast while a device typically answers (every 0.5 s for 10 s), then every 5 s to a
-/// minute, 30 s to five, a minute to ten, and then every 5 minutes (12 calls an hour), or every
+/// Polling: fast while a device typically answers (from every 0.5 s, half the time since issuing,
+/// for 10 s), then every 5 s to a minute, 30 s to five, a minute to ten, and then every 5 minutes (12 calls an hour), or every
 /// 30 minutes when completion is pushed (a safety net for a lost notification). Never past expiry.
 pub fn poll_interval(now: Timestamp, status: &PasscodeResetStatus) -> Duration {
     poll_interval_with(now, status, false)
@@ -294,13 +294,15 @@ pub fn poll_interval(now: Timestamp, status: &PasscodeResetStatus) -> Duration {
 
 /// [`poll_interval`], knowing whether notifications arrive.
 pub fn poll_interval_with(now: Timestamp, status: &PasscodeResetStatus, pushed: bool) -> Duration {
-    let since = status
+    let since_ms = status
         .issued_at
         .as_ref()
-        .map(|t| now.duration_since(t.0).as_secs().max(0) as u64)
+        .map(|t| now.duration_since(t.0).as_millis().max(0) as u64)
         .unwrap_or(0);
-    let base = match since {
-        0..10 => Duration::from_millis(500),
+    let base = match since_ms / 1000 {
+        // Half the time since issuing, at least 0.5 s: about 8 polls in the first 10 s, soon
+        // after an online device acts, without spending the quota on an offline one.
+        0..10 => Duration::from_millis((since_ms / 2).max(500)),
         10..60 => Duration::from_secs(5),
         60..300 => Duration::from_secs(30),
         300..600 => Duration::from_secs(60),

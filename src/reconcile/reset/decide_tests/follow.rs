@@ -227,12 +227,23 @@ fn a_spec_changed_in_flight_is_followed_then_refused() {
 fn poll_interval_starts_fast_slows_down_and_stops_at_expiry() {
     let r = issued(with_passcode(), OP);
     let s = r.status.unwrap();
-    let at = |secs: i64| poll_interval(now() + SignedDuration::from_secs(secs), &s);
+    // Seconds after issuing (the fixture issued it 5 s before `now()`).
+    let at = |secs: i64| poll_interval(now() + SignedDuration::from_secs(secs - 5), &s);
     assert!(at(0) <= Duration::from_secs(1));
     assert!(at(120) > at(0) && at(400) >= at(120));
+    // The first 10 s: from every 0.5 s, half the time since issuing; about 8 polls in all.
+    let mut t = 0u64;
+    let mut polls = 0;
+    let issued_at = s.issued_at.as_ref().unwrap().0;
+    while t < 10_000 {
+        let when = issued_at + SignedDuration::from_millis(t as i64);
+        t += poll_interval(when, &s).as_millis() as u64;
+        polls += 1;
+    }
+    assert!((6..=10).contains(&polls), "{polls} polls in the first 10 s");
     // 5 s before expiry + grace: never sleeps past it (plus a 100 ms margin).
     assert!(
-        at(620) <= Duration::from_millis(5_100),
+        at(625) <= Duration::from_millis(5_100),
         "never sleeps past expiry + grace"
     );
 }
