@@ -15,6 +15,10 @@
 //!   calls on that restart.
 //! - `quota`: the simulator enforcing 200 requests per 20 s, demand at twice that; once with
 //!   `--amapi-rate` matching the quota and once set too high.
+//! - `offline`: AMAPI's quota on a bad day. M fresh resets on online devices on an idle operator;
+//!   then N resets on offline devices at once (time until each has a status, time until each
+//!   command is out); then AMAPI calls per pending command over a window, and the same M fresh
+//!   resets under that load. Default `--amapi-rate` (8/s). N = 200 (`BENCH_OFFLINE_N` for more).
 
 mod support;
 
@@ -55,6 +59,11 @@ const SCALE_CREATORS: usize = 32;
 const QUOTA_REQUESTS: u32 = 200;
 const QUOTA_WINDOW_S: u64 = 20;
 const QUOTA_DEMAND_SECONDS: u64 = 30;
+const OFFLINE_N: usize = 200;
+const OFFLINE_FRESH: usize = 10;
+/// How long pending commands' polls are counted.
+const OFFLINE_WINDOW_S: u64 = 120;
+
 /// AMAPI calls a reset makes on the happy path (devices.get, issueCommand, operations.get).
 const CALLS_PER_RESET: f64 = 3.0;
 
@@ -123,6 +132,9 @@ fn main() {
         }
         if run("scale") {
             scale(&bench).await;
+        }
+        if run("offline") {
+            offline(&bench).await;
         }
         if run("quota") {
             quota(
@@ -1062,4 +1074,157 @@ fn max_in_window(samples: &[(f64, u64)], window: f64) -> u64 {
         best = best.max(samples[end].1 - samples[start].1);
     }
     best
+}
+
+// ---------------------------------------------------------------------------------------------
+// offline
+
+/// Creates `items` one after the other (so each one's latency is its own) and returns the
+/// creation → Succeeded latencies, ms.
+async fn fresh_latencies(scenario: &Scenario, items: Vec<(String, String)>) -> Vec<f64> {
+    let mut ms = Vec::new();
+    for (name, device) in items {
+        let (_, sent, ok) = create_one(scenario.api.clone(), name.clone(), device).await;
+        if !ok {
+            continue;
+        }
+        let until = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some((seen, _)) = scenario.finished.get(&name) {
+                ms.push(seen.duration_since(sent).as_secs_f64() * 1000.0);
+                break;
+            }
+            if Instant::now() > until {
+                progress!("offline: {name} not finished in 120 s");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    ms
+}
+
+async fn offline(bench: &Bench) {
+    let n: usize = std::env::var("BENCH_OFFLINE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(OFFLINE_N);
+    let m = OFFLINE_FRESH;
+    progress!("offline: {n} resets on offline devices, {m} fresh ones before and under that load");
+    let flags = OperatorFlags {
+        amapi_rate: None,
+        concurrency: None,
+    };
+    let devices = n + 2 * m;
+    let scenario = Scenario::start(bench, "bench-offline", "Ebenchoffline", devices, &flags).await;
+    let (sim, api, op) = (&scenario.sim, &scenario.api, &scenario.op);
+    for i in 0..n {
+        sim.sim
+            .admin()
+            .send(
+                reqwest::Method::PATCH,
+                &format!(
+                    "enterprises/Ebenchoffline/devices/{}",
+                    support::device_id(i)
+                ),
+                Some(json!({"online": false})),
+            )
+            .await
+            .expect("an offline device");
+    }
+    // Fresh resets on an idle operator.
+    let idle = fresh_latencies(
+        &scenario,
+        (0..m)
+            .map(|i| (format!("idle-{i:03}"), sim.device(n + i)))
+            .collect(),
+    )
+    .await;
+
+    // The wave: N resets on offline devices at once.
+    let before = sim.counters().await;
+    let t0 = Instant::now();
+    let wave = create_pool(
+        api,
+        (0..n)
+            .map(|i| (format!("wave-{i:05}"), sim.device(i)))
+            .collect(),
+        16,
+    )
+    .await;
+    let mut status_ms: HashMap<String, f64> = HashMap::new();
+    let mut issued_ms: HashMap<String, f64> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while (status_ms.len() < wave.sent.len() || issued_ms.len() < wave.sent.len())
+        && Instant::now() < deadline
+    {
+        let list = api.list(&ListParams::default()).await.expect("list resets");
+        let now = Instant::now();
+        for r in &list.items {
+            let name = r.name_any();
+            let Some(sent) = wave.sent.get(&name) else {
+                continue;
+            };
+            let since = now.duration_since(*sent).as_secs_f64() * 1000.0;
+            if r.status.is_some() {
+                status_ms.entry(name.clone()).or_insert(since);
+            }
+            if r.status.as_ref().is_some_and(|s| s.operation.is_some()) {
+                issued_ms.entry(name).or_insert(since);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let issued_all_s = t0.elapsed().as_secs_f64();
+    let wave_calls = sim.counters().await;
+
+    // Pending commands' polls over a window, and fresh resets under that load.
+    let window_before = sim.counters().await;
+    let window_t0 = Instant::now();
+    let loaded = fresh_latencies(
+        &scenario,
+        (0..m)
+            .map(|i| (format!("loaded-{i:03}"), sim.device(n + m + i)))
+            .collect(),
+    )
+    .await;
+    let left = Duration::from_secs(OFFLINE_WINDOW_S).saturating_sub(window_t0.elapsed());
+    tokio::time::sleep(left).await;
+    let window_s = window_t0.elapsed().as_secs_f64();
+    let after = sim.counters().await;
+    let polls = after.methods_since(&window_before)["operations.get"]
+        .as_u64()
+        .unwrap_or(0);
+    let per_pending_per_hour = polls as f64 / n.max(1) as f64 * 3600.0 / window_s;
+    let p50 = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        support::percentile(&v, 50.0)
+    };
+    let (idle_p50, loaded_p50) = (p50(&idle), p50(&loaded));
+    emit(&json!({
+        "scenario": "offline",
+        "operator_flags": flags.to_json(),
+        "offline_resets": n,
+        "fresh_resets": m,
+        "first_status_ms": summary(status_ms.values().copied().collect(), 0),
+        "first_status_method": "bench list every 100 ms: create sent -> first list that shows any status",
+        "without_status_after_s": {
+            "1": wave.sent.len() - status_ms.values().filter(|v| **v <= 1000.0).count(),
+            "10": wave.sent.len() - status_ms.values().filter(|v| **v <= 10_000.0).count(),
+        },
+        "issued_ms": summary(issued_ms.values().copied().collect(), 0),
+        "all_issued_s": round(issued_all_s, 1),
+        "wave_amapi_calls": wave_calls.methods_since(&before),
+        "pending_polls_in_window": polls,
+        "window_s": round(window_s, 0),
+        "polls_per_pending_command_per_hour": round(per_pending_per_hour, 1),
+        "polls_method": "operations.get on the simulator over the window right after the wave was issued (commands 0-10 min old are polled every 30-60 s; from 10 min every 5 min, i.e. 12/h)",
+        "fresh_idle_ms": summary(idle.clone(), 0),
+        "fresh_loaded_ms": summary(loaded.clone(), 0),
+        "fresh_loaded_over_idle_p50": if idle_p50 > 0.0 { round(loaded_p50 / idle_p50, 2) } else { 0.0 },
+        "quota_rejected_429": after.quota_rejected() - before.quota_rejected(),
+        "targets": {"first_status_ms_max": 1000, "fresh_loaded_over_idle_p50_max": 1.5, "polls_per_pending_command_per_hour_max_long_pending": 12},
+        "operator_log": op.log_counts(),
+    }));
 }
