@@ -109,10 +109,6 @@ impl ApiError {
         )
     }
 
-    pub fn unimplemented(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_IMPLEMENTED, "UNIMPLEMENTED", message)
-    }
-
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: ErrorDetail {

@@ -37,24 +37,26 @@
 //! Time: devices, commands and Pub/Sub ack deadlines run on a simulated clock (real time plus an
 //! offset the admin API advances); tokens, the quota window and a pull's wait run on real time.
 
-pub mod admin;
-pub mod admin_client;
-pub mod amapi;
-pub mod clock;
-pub mod command;
-pub mod counters;
-pub mod credentials;
-pub mod device;
-pub mod errors;
-pub mod faults;
-pub mod fleet;
-pub mod oauth;
-pub mod policy;
-pub mod pubsub;
-pub mod pubsub_api;
-pub mod quota;
-pub mod server;
-pub mod world;
+// Private: users need only [`Simulator`], its configuration and the admin client; the rest is
+// how the simulator works inside.
+mod admin;
+mod admin_client;
+mod amapi;
+mod clock;
+mod command;
+mod counters;
+mod credentials;
+mod device;
+mod errors;
+mod faults;
+mod fleet;
+mod oauth;
+mod policy;
+mod pubsub;
+mod pubsub_api;
+mod quota;
+mod server;
+mod world;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;

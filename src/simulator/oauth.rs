@@ -64,6 +64,7 @@ impl Tokens {
         token
     }
 
+    #[cfg(test)]
     pub fn is_valid(&self, token: &str, now: Instant) -> bool {
         self.scopes(token, now).is_some()
     }
