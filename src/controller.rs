@@ -1,6 +1,7 @@
 //! `passcode-operator run`: the two controllers, the AMAPI client, metrics and health, leader
 //! election and graceful shutdown.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -369,6 +370,9 @@ async fn controllers(
     );
 }
 
+/// How long a new reset may be without a status before the acceptor writes one.
+const ACCEPT_AFTER: Duration = Duration::from_millis(250);
+
 /// Writes `Pending/Validating` into every reset the cache shows without a status, a few at a time,
 /// so a new reset has a status within a moment of its creation even when thousands wait for
 /// AMAPI's rate limit (the reconciles that call AMAPI queue behind it; this never calls AMAPI).
@@ -380,21 +384,33 @@ async fn accept_new_resets(
     until: Stop,
 ) {
     let work = async {
-        let mut tried: std::collections::HashSet<String> = Default::default();
+        // When each reset was first seen without a status, and whether it was written since.
+        let mut seen: HashMap<String, (std::time::Instant, bool)> = HashMap::new();
         loop {
             let new: Vec<Arc<PasscodeReset>> = resets
                 .state()
                 .into_iter()
                 .filter(|r| r.status.is_none() && r.metadata.deletion_timestamp.is_none())
                 .collect();
-            tried.retain(|uid| new.iter().any(|r| r.metadata.uid.as_deref() == Some(uid)));
+            seen.retain(|uid, _| new.iter().any(|r| r.metadata.uid.as_deref() == Some(uid)));
+            let now = std::time::Instant::now();
+            // Only resets the reconcile has not reached within a moment: when nothing queues,
+            // the reconcile writes the first status itself and the two never race.
             let fresh: Vec<Arc<PasscodeReset>> = new
                 .into_iter()
-                .filter(|r| tried.insert(r.metadata.uid.clone().unwrap_or_default()))
+                .filter(|r| {
+                    let uid = r.metadata.uid.clone().unwrap_or_default();
+                    let (first, written) = seen.entry(uid).or_insert((now, false));
+                    let due = !*written && now.duration_since(*first) >= ACCEPT_AFTER;
+                    if due {
+                        *written = true;
+                    }
+                    due
+                })
                 .collect();
             let waiting = amapi.waiting();
             futures::stream::iter(fresh)
-                .for_each_concurrent(8, |r| {
+                .for_each_concurrent(16, |r| {
                     let client = client.clone();
                     async move {
                         let api: Api<PasscodeReset> =
@@ -412,7 +428,7 @@ async fn accept_new_resets(
                     }
                 })
                 .await;
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
     tokio::select! { _ = work => {}, _ = until => {} }
