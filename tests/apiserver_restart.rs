@@ -16,13 +16,7 @@ async fn the_operator_recovers_from_an_apiserver_restart() {
     env.reset("before", "before", spec.clone()).await;
     env.reason_is("before", Reason::PasscodeReset).await;
     env.reset("across", "across", spec.clone()).await;
-    env.wait("across", "AwaitingDevice", |r| {
-        r.status
-            .as_ref()
-            .and_then(|s| s.operation.as_ref())
-            .is_some()
-    })
-    .await;
+    env.issued("across").await;
 
     // The restart blocks this thread; the simulator must keep serving the operator meanwhile.
     tokio::task::spawn_blocking(|| control_plane().restart_apiserver())

@@ -354,12 +354,7 @@ impl World {
     ) -> Result<(usize, usize, CommandRequest), ApiError> {
         self.device(e, d)?;
         let request = parse_request(body).map_err(ApiError::invalid_argument)?;
-        let ei = self.enterprise_index(e)?;
-        let di = self.enterprises[ei]
-            .devices
-            .iter()
-            .position(|dev| dev.name.rsplit('/').next() == Some(d))
-            .ok_or_else(|| device_not_found(e, d))?;
+        let (ei, di) = self.device_index(e, d)?;
         Ok((ei, di, request))
     }
 

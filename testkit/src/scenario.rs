@@ -278,6 +278,17 @@ impl Env {
         }
     }
 
+    /// Waits until the reset records the operation of its command, and returns it.
+    pub async fn issued(&self, name: &str) -> PasscodeReset {
+        self.wait(name, "its command issued", |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.operation.as_ref())
+                .is_some()
+        })
+        .await
+    }
+
     /// Waits for a final phase and returns the reset.
     pub async fn done(&self, name: &str) -> PasscodeReset {
         self.wait(name, "a final phase", |r| r.phase().is_terminal())

@@ -311,13 +311,7 @@ async fn a_secret_deleted_mid_flight_does_not_matter_once_sent() {
         json!({"newPasscode": {"secretKeyRef": {"name": "pc", "key": "passcode"}}}),
     )
     .await;
-    env.wait("r", "AwaitingDevice", |r| {
-        r.status
-            .as_ref()
-            .and_then(|s| s.operation.as_ref())
-            .is_some()
-    })
-    .await;
+    env.issued("r").await;
     env.delete_secret("pc").await;
     env.patch_device("offline", json!({"online": true})).await;
     env.reason_is("r", Reason::PasscodeReset).await;

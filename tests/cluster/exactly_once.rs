@@ -65,13 +65,7 @@ async fn a_reset_deleted_behind_the_operators_back_does_not_block_its_device() {
     .await;
     env.secret("pc", "passcode", b"830417").await;
     env.reset("first", "phone", spec()).await;
-    env.wait("first", "its command issued", |r| {
-        r.status
-            .as_ref()
-            .and_then(|s| s.operation.as_ref())
-            .is_some()
-    })
-    .await;
+    env.issued("first").await;
     let strip = json!({"metadata": {"finalizers": null}});
     env.resets()
         .patch("first", &PatchParams::default(), &Patch::Merge(&strip))

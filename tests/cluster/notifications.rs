@@ -72,13 +72,7 @@ async fn completion_is_pushed_when_polling_cannot_see_it() {
     .await;
     env.start_operator(notified());
     env.reset("r", "phone", json!({})).await;
-    env.wait("r", "its command issued", |r| {
-        r.status
-            .as_ref()
-            .and_then(|s| s.operation.as_ref())
-            .is_some()
-    })
-    .await;
+    env.issued("r").await;
     env.sim_send(
         reqwest::Method::PUT,
         "faults",

@@ -217,14 +217,7 @@ async fn a_command_cancelled_elsewhere_is_command_cancelled() {
     let env = Env::new("cancelled", POLICY, "      - {id: phone, managementMode: PROFILE_OWNER, apiLevel: 34, policy: wp, online: false}\n").await;
     env.secret("pc", "passcode", b"830417").await;
     env.reset("r", "phone", with_secret()).await;
-    let r = env
-        .wait("r", "AwaitingDevice", |r| {
-            r.status
-                .as_ref()
-                .and_then(|s| s.operation.as_ref())
-                .is_some()
-        })
-        .await;
+    let r = env.issued("r").await;
     // An admin cancels it in the EMM console (AMAPI operations.cancel).
     let op = r.status.unwrap().operation.unwrap();
     env.console().await.cancel_operation(&op).await.unwrap();
@@ -357,13 +350,7 @@ async fn a_spec_edited_after_issue_is_refused_with_spec_changed() {
     let env = Env::new("spec-edit", POLICY, "      - {id: phone, managementMode: PROFILE_OWNER, apiLevel: 34, policy: wp, online: false, syncDelay: 100ms}\n").await;
     env.secret("pc", "passcode", b"830417").await;
     env.reset("r", "phone", with_secret()).await;
-    env.wait("r", "AwaitingDevice", |r| {
-        r.status
-            .as_ref()
-            .and_then(|s| s.operation.as_ref())
-            .is_some()
-    })
-    .await;
+    env.issued("r").await;
     // Kubernetes 1.20 does not enforce the immutability rule, so the edit goes through.
     let patch = json!({"spec": {"lockNow": true}});
     env.resets()

@@ -17,11 +17,16 @@ use passcode_operator::amapi::model::{
     Command, Device, Operation, google_duration_nanos, parse_google_duration_nanos,
 };
 use passcode_operator::api::{PasscodeReset, PasscodeResetStatus, WorkProfilePasscodePolicy};
+use passcode_operator::metrics::Metrics;
 use passcode_operator::passcode::Passcode;
 use passcode_operator::reconcile::Error;
+use passcode_operator::reconcile::reset::claims::Claims;
+use passcode_operator::reconcile::reset::decide::Config;
 use passcode_operator::reconcile::reset::decide::{FINALIZER, SecretRead};
 use passcode_operator::reconcile::reset::edges::{Amapi, Cluster, on_device};
+use passcode_operator::reconcile::reset::pushed::Pushed;
 use passcode_operator::reconcile::reset::record::{self, Match, Recorded};
+use passcode_operator::reconcile::reset::{Shell, run};
 use serde_json::json;
 
 use crate::world::{KEY, Late, Op, SECRET, World};
@@ -510,4 +515,39 @@ impl Amapi for SimAmapi {
         let mut w = self.world.lock().unwrap();
         !w.fault(|f| f.refused)
     }
+}
+
+/// What one operator process keeps between reconciles.
+#[derive(Default)]
+pub struct Process {
+    pub claims: Claims,
+    pub metrics: Metrics,
+    pub config: Config,
+}
+
+/// One reconcile of `reset` by `process`, through the production shell, on the models: AMAPI is
+/// the world's, and claim nonces are drawn from the world for the reset's uid, so every command
+/// can be traced to its claim.
+pub async fn reconcile(
+    world: &Shared,
+    cluster: &impl Cluster,
+    process: &Process,
+    reset: Arc<PasscodeReset>,
+) -> Result<Option<Duration>, Error> {
+    let amapi = SimAmapi {
+        world: world.clone(),
+    };
+    let uid = reset.metadata.uid.clone().unwrap_or_default();
+    let nonce = || world.lock().unwrap().nonce(&uid);
+    let pushed = Pushed::default();
+    let shell = Shell {
+        cluster,
+        amapi: &amapi,
+        config: &process.config,
+        claims: &process.claims,
+        metrics: &process.metrics,
+        pushed: &pushed,
+        nonce: &nonce,
+    };
+    run(reset, &shell).await
 }

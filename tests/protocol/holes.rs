@@ -12,7 +12,6 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::Event;
 use passcode_operator::api::{PasscodeReset, PasscodeResetStatus, WorkProfilePasscodePolicy};
-use passcode_operator::metrics::Metrics;
 use passcode_operator::reconcile::Error;
 use passcode_operator::reconcile::reset::claims::{Claims, Written};
 use passcode_operator::reconcile::reset::decide::{
@@ -20,10 +19,9 @@ use passcode_operator::reconcile::reset::decide::{
 };
 use passcode_operator::reconcile::reset::edges::Cluster;
 use passcode_operator::reconcile::reset::record::Recorded;
-use passcode_operator::reconcile::reset::{Shell, run};
 use serde_json::json;
 
-use crate::edges::{Cache, SimAmapi, SimCluster, key};
+use crate::edges::{Cache, Process, SimCluster, key, reconcile};
 use crate::world::{CANARY, KEY, SECRET, World};
 
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -137,24 +135,7 @@ fn a_claim_confirmed_by_a_fresh_read_is_followed_to_its_end() {
         },
         armed: AtomicBool::new(true),
     };
-    let amapi = SimAmapi {
-        world: world.clone(),
-    };
-    let claims = Claims::default();
-    let metrics = Metrics::new();
-    let config = Config::default();
-    let nonce_world = world.clone();
-    let nonce = move || nonce_world.lock().unwrap().nonce("uid-r");
-    let pushed = Default::default();
-    let shell = Shell {
-        cluster: &cluster,
-        amapi: &amapi,
-        config: &config,
-        claims: &claims,
-        metrics: &metrics,
-        pushed: &pushed,
-        nonce: &nonce,
-    };
+    let process = Process::default();
     let mut history = Vec::new();
     for i in 0..40 {
         // The watch has caught up with everything before each reconcile.
@@ -168,7 +149,7 @@ fn a_claim_confirmed_by_a_fresh_read_is_followed_to_its_end() {
             c.get(&k).cloned()
         };
         let Some(obj) = obj else { break };
-        let out = block_on(run(obj, &shell));
+        let out = block_on(reconcile(&world, &cluster, &process, obj));
         let status = world
             .lock()
             .unwrap()

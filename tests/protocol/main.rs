@@ -22,16 +22,12 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use passcode_operator::api::{PasscodeReset, Phase};
-use passcode_operator::metrics::Metrics;
 use passcode_operator::reconcile::Error;
-use passcode_operator::reconcile::reset::claims::Claims;
-use passcode_operator::reconcile::reset::decide::{Config, FINALIZER};
-use passcode_operator::reconcile::reset::pushed::Pushed;
+use passcode_operator::reconcile::reset::decide::FINALIZER;
 use passcode_operator::reconcile::reset::record;
-use passcode_operator::reconcile::reset::{Shell, run};
 use serde_json::json;
 
-use crate::edges::{Cache, Shared, SimAmapi, SimCluster, key};
+use crate::edges::{Cache, Process, Shared, SimCluster, key, reconcile};
 use crate::world::{CANARY, KEY, SECRET, World};
 
 type Outcome = Result<Option<Duration>, Error>;
@@ -46,8 +42,8 @@ const CALM_BOUND: Duration = Duration::from_secs(3 * 3600);
 
 struct Replica {
     cache: Cache,
-    claims: Arc<Claims>,
-    metrics: Arc<Metrics>,
+    /// Its claims and metrics, gone when it crashes.
+    process: Arc<Process>,
     /// When each reset is due for a reconcile.
     queue: BTreeMap<String, Timestamp>,
     tasks: Vec<Task>,
@@ -59,8 +55,7 @@ impl Replica {
     fn new() -> Self {
         Replica {
             cache: Default::default(),
-            claims: Default::default(),
-            metrics: Arc::new(Metrics::new()),
+            process: Default::default(),
             queue: BTreeMap::new(),
             tasks: Vec::new(),
             seen: BTreeMap::new(),
@@ -81,7 +76,6 @@ fn replicas(seed: u64) -> usize {
 struct Sim {
     world: Shared,
     replicas: Vec<Replica>,
-    config: Config,
     rng: fastrand::Rng,
 }
 
@@ -97,7 +91,6 @@ impl Sim {
         Sim {
             world: Arc::new(Mutex::new(world)),
             replicas: (0..replicas(seed)).map(|_| Replica::new()).collect(),
-            config: Config::default(),
             rng: fastrand::Rng::with_seed(seed ^ 0x9e37_79b9),
         }
     }
@@ -157,30 +150,12 @@ impl Sim {
         let Some(obj) = r.cache.lock().unwrap().get(&k).cloned() else {
             return true;
         };
-        let uid = obj.metadata.uid.clone().unwrap_or_default();
         let cluster = SimCluster {
             world: self.world.clone(),
             cache: r.cache.clone(),
         };
-        let amapi = SimAmapi {
-            world: self.world.clone(),
-        };
-        let (claims, metrics, config) = (r.claims.clone(), r.metrics.clone(), self.config.clone());
-        let world = self.world.clone();
-        let task = async move {
-            let nonce = move || world.lock().unwrap().nonce(&uid);
-            let pushed = Pushed::default();
-            let shell = Shell {
-                cluster: &cluster,
-                amapi: &amapi,
-                config: &config,
-                claims: &claims,
-                metrics: &metrics,
-                pushed: &pushed,
-                nonce: &nonce,
-            };
-            run(obj, &shell).await
-        };
+        let (world, process) = (self.world.clone(), r.process.clone());
+        let task = async move { reconcile(&world, &cluster, &process, obj).await };
         r.tasks.push((k, Box::pin(task)));
         true
     }

@@ -33,7 +33,7 @@ use crate::passcode::{Passcode, PasscodeError};
 use crate::reconcile::reset::record::Recorded;
 
 pub use crate::reconcile::Config;
-pub use recover::{claim_fingerprint, fingerprint_nanos};
+pub use recover::{claim_fingerprint, claimed_command, fingerprint_nanos};
 
 /// The finalizer present only while a command may be in flight, so deleting the reset cancels it.
 pub const FINALIZER: &str = "amapi.passcode-operator.io/cancel-in-flight";

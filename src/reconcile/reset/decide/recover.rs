@@ -39,7 +39,7 @@ pub fn fingerprint_nanos(text: &str) -> Option<u128> {
 }
 
 /// What a new claim sets out to send, from the spec.
-pub(super) fn claimed_command(spec: &PasscodeResetSpec, nonce: u32) -> ClaimedCommand {
+pub fn claimed_command(spec: &PasscodeResetSpec, nonce: u32) -> ClaimedCommand {
     let duration_secs = spec
         .expires_after
         .as_deref()

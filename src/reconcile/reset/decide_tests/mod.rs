@@ -21,10 +21,8 @@ use serde_json::json;
 use super::decide::*;
 use super::record::Recorded;
 use crate::amapi::model::{Device, Operation};
-use crate::api::validation::{DEFAULT_EXPIRES_AFTER_SECS, parse_duration_secs};
 use crate::api::{
-    ClaimedCommand, PasscodeReset, PasscodeResetSpec, PasscodeResetStatus, Phase, Reason,
-    WorkProfilePasscodePolicy,
+    ClaimedCommand, PasscodeReset, PasscodeResetStatus, Phase, Reason, WorkProfilePasscodePolicy,
 };
 use crate::passcode::Passcode;
 
@@ -89,25 +87,9 @@ fn finalized(mut r: PasscodeReset) -> PasscodeReset {
     r
 }
 
-/// What a claim of `spec` with `nonce` sets out to send.
-fn claim_of(spec: &PasscodeResetSpec, nonce: u32) -> ClaimedCommand {
-    let duration_secs = spec
-        .expires_after
-        .as_deref()
-        .and_then(parse_duration_secs)
-        .unwrap_or(DEFAULT_EXPIRES_AFTER_SECS);
-    ClaimedCommand {
-        device: spec.device.clone(),
-        new_passcode: spec.new_passcode.is_some(),
-        lock_now: spec.lock_now,
-        require_entry: spec.require_entry,
-        duration: claim_fingerprint(duration_secs, nonce),
-    }
-}
-
 /// Claimed a second ago with [`NONCE`], no operation recorded yet.
 fn claimed(r: PasscodeReset) -> PasscodeReset {
-    let claim = claim_of(&r.spec, NONCE);
+    let claim = claimed_command(&r.spec, NONCE);
     with_status(legacy_claimed(r), |s| s.claimed_command = Some(claim))
 }
 

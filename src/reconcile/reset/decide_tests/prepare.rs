@@ -313,7 +313,7 @@ fn a_reset_claimed_for_this_device_then_edited_away_keeps_its_turn() {
         s.phase = Some(Phase::Pending);
         s.reason = Some(Reason::AwaitingDevice);
         s.claimed_at = Some(Time(claimed_at()));
-        s.claimed_command = Some(claim_of(&with_passcode().spec, 7));
+        s.claimed_command = Some(claimed_command(&with_passcode().spec, 7));
         s.operation = Some(OP.into());
         s.observed_generation = Some(1);
     }))
@@ -367,28 +367,16 @@ fn recorded(r: Recorded) -> Decision {
         .decide()
 }
 
-#[test]
-fn a_recreated_twin_fails_without_a_claim() {
-    let d = recorded(Recorded::Earlier {
-        uid: "u-1".into(),
-        claimed_at: "2026-11-20T08:00:00Z".into(),
-        record: "passcode-operator-system/pcr-0123".into(),
-    });
+/// The reset failed at the record step for `reason`: nothing claimed, Stalled, and the message
+/// names each of `needles`.
+fn failed_at_the_record(d: &Decision, reason: Reason, needles: &[&str]) {
     assert_eq!(d.effect, None);
     let s = d.status.as_ref().unwrap();
-    assert_eq!(
-        (s.phase, s.reason),
-        (Some(Phase::Failed), Some(Reason::Recreated))
-    );
+    assert_eq!((s.phase, s.reason), (Some(Phase::Failed), Some(reason)));
     assert!(s.claimed_at.is_none() && s.claimed_command.is_none());
-    let m = message(&d);
-    for needle in [
-        "ns/r",
-        "u-1",
-        "2026-11-20T08:00:00Z",
-        "new name",
-        "ConfigMap pcr-0123 in namespace passcode-operator-system",
-    ] {
+    assert!(s.completed_at.is_some());
+    let m = message(d);
+    for needle in needles {
         assert!(m.contains(needle), "{needle}: {m}");
     }
     assert!(
@@ -399,34 +387,43 @@ fn a_recreated_twin_fails_without_a_claim() {
 }
 
 #[test]
+fn a_recreated_twin_fails_without_a_claim() {
+    let d = recorded(Recorded::Earlier {
+        uid: "u-1".into(),
+        claimed_at: "2026-11-20T08:00:00Z".into(),
+        record: "passcode-operator-system/pcr-0123".into(),
+    });
+    failed_at_the_record(
+        &d,
+        Reason::Recreated,
+        &[
+            "ns/r",
+            "u-1",
+            "2026-11-20T08:00:00Z",
+            "new name",
+            "ConfigMap pcr-0123 in namespace passcode-operator-system",
+        ],
+    );
+}
+
+#[test]
 fn a_full_record_fails_without_a_claim() {
     let d = recorded(Recorded::Full {
         record: "passcode-operator-system/pcr-0123".into(),
     });
-    assert_eq!(d.effect, None);
-    let s = d.status.as_ref().unwrap();
-    assert_eq!(
-        (s.phase, s.reason),
-        (Some(Phase::Failed), Some(Reason::RecordFull))
+    let runs = format!(
+        "{} different resets",
+        crate::reconcile::reset::record::MAX_RUNS
     );
-    assert!(s.claimed_at.is_none() && s.claimed_command.is_none());
-    assert!(s.completed_at.is_some());
-    let m = message(&d);
-    for needle in [
-        "ns/r",
-        &format!(
-            "{} different resets",
-            crate::reconcile::reset::record::MAX_RUNS
-        ),
-        "new name",
-        "ConfigMap pcr-0123 in namespace passcode-operator-system",
-    ] {
-        assert!(m.contains(needle), "{needle}: {m}");
-    }
-    assert!(
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Stalled" && c.status == "True")
+    failed_at_the_record(
+        &d,
+        Reason::RecordFull,
+        &[
+            "ns/r",
+            &runs,
+            "new name",
+            "ConfigMap pcr-0123 in namespace passcode-operator-system",
+        ],
     );
 }
 

@@ -195,7 +195,7 @@ proptest! {
                 s.claimed_at = Some(Time(claimed_at()));
             }
             if claim == Claim::Fingerprinted {
-                s.claimed_command = Some(claim_of(&with_passcode().spec, NONCE));
+                s.claimed_command = Some(claimed_command(&with_passcode().spec, NONCE));
             }
             if operation {
                 s.operation = Some(OP.into());
@@ -237,7 +237,7 @@ proptest! {
                 prop_assert!(finalizer && !deleted && !terminal && !in_process);
                 let s = d.status.as_ref().unwrap();
                 prop_assert!(s.claimed_at.is_some() && s.operation.is_none());
-                prop_assert_eq!(&s.claimed_command, &Some(claim_of(&r.spec, NONCE)));
+                prop_assert_eq!(&s.claimed_command, &Some(claimed_command(&r.spec, NONCE)));
             }
             Some(Effect::IssueCommand(p)) => {
                 prop_assert!(claimed && may_send, "only by the process that wrote the claim");
@@ -394,7 +394,7 @@ proptest! {
             other => prop_assert!(false, "{:?}", other),
         }
         if let Some(s) = &d.status {
-            prop_assert_eq!(&s.claimed_command, &Some(claim_of(&with_passcode().spec, NONCE)));
+            prop_assert_eq!(&s.claimed_command, &Some(claimed_command(&with_passcode().spec, NONCE)));
             prop_assert_eq!(&s.claimed_at, &Some(Time(claimed_at())));
             if s.phase.is_some_and(|p| p.is_terminal()) {
                 prop_assert_eq!(s.reason, Some(Reason::SpecChanged));

@@ -47,7 +47,7 @@ fn the_command_sent_is_the_claimed_one() {
     let mut case = Case::new(with_status(claimed(with_passcode()), |s| {
         s.claimed_command = Some(ClaimedCommand {
             duration: "600.000000007s".into(),
-            ..claim_of(&with_passcode().spec, NONCE)
+            ..claimed_command(&with_passcode().spec, NONCE)
         })
     }))
     .may_send();
@@ -224,7 +224,7 @@ fn recovery_never_adopts_another_resets_command() {
 fn the_fingerprint_is_compared_as_nanoseconds() {
     // 420,000,000 ns: 600.42 s, however many decimals it is written or listed with.
     let claim = with_status(claimed(with_passcode()), |s| {
-        s.claimed_command = Some(claim_of(&with_passcode().spec, 420_000_000))
+        s.claimed_command = Some(claimed_command(&with_passcode().spec, 420_000_000))
     });
     let written = &claim
         .status
