@@ -315,7 +315,7 @@ impl Env {
     /// use: for acting on devices behind the operator's back.
     pub async fn console(&self) -> passcode_operator::amapi::AmapiClient {
         let auth =
-            passcode_operator::amapi::ServiceAccount::from_file(&self.dir.join("sa.json"), None)
+            passcode_operator::amapi::Credentials::from_file(&self.dir.join("sa.json"), None)
                 .await
                 .unwrap();
         passcode_operator::amapi::AmapiClient::new(
