@@ -3,6 +3,7 @@
 
 mod argocd;
 mod bad_inputs;
+mod credentials;
 mod crds;
 mod exactly_once;
 mod faults;
