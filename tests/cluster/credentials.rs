@@ -257,7 +257,7 @@ async fn credentials_that_cannot_work_are_a_clear_startup_error() {
                 None,
             )),
             format!(
-                "The audience in ID Token [{}] does not match the expected audience.",
+                "the security token service refused the subject token: invalid_grant: The audience in ID Token [{}] does not match the expected audience.",
                 control_plane().issuer()
             ),
         ),
@@ -269,7 +269,10 @@ async fn credentials_that_cannot_work_are_a_clear_startup_error() {
                 &token_file("expired.token", &expired),
                 None,
             )),
-            "is stale to sign-in".into(),
+            format!(
+                "refused the subject token: invalid_grant: ID Token issued at {} is stale to sign-in.",
+                now - 7200
+            ),
         ),
         (
             "a token the cluster did not sign",
@@ -279,7 +282,8 @@ async fn credentials_that_cannot_work_are_a_clear_startup_error() {
                 &token_file("forged.token", &forged),
                 None,
             )),
-            "Unable to verify the ID Token signature.".into(),
+            "refused the subject token: invalid_grant: Unable to verify the ID Token signature."
+                .into(),
         ),
         (
             "an unreadable token file",
@@ -302,7 +306,7 @@ async fn credentials_that_cannot_work_are_a_clear_startup_error() {
                 &token_file("denied.token", &valid),
                 Some("someone-else@amapi-simulator.iam.gserviceaccount.com"),
             )),
-            "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).".into(),
+            "IAM Credentials refused the service account's token: 403 PERMISSION_DENIED: Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).".into(),
         ),
     ];
     let nothing_there = free_port().to_string();

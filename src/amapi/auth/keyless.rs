@@ -75,7 +75,7 @@ impl Keyless {
         let result = tokio::time::timeout(TOKEN_TIMEOUT, credentials.access_token()).await;
         let error = match result {
             Ok(Ok(token)) => return Ok(token.token),
-            Ok(Err(e)) => chain(&e),
+            Ok(Err(e)) => explain(&chain(&e)),
             Err(_) => format!("no token within {}s", TOKEN_TIMEOUT.as_secs()),
         };
         self.cache
@@ -100,6 +100,34 @@ pub fn chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
+}
+
+/// Google's own words when the library's message carries an error body: an OAuth error (STS:
+/// `{"error": "invalid_grant", "error_description": ...}`) or a Google API error (IAM
+/// Credentials: `{"error": {"code", "status", "message"}}`); else the message as it is.
+pub fn explain(message: &str) -> String {
+    let body = message.match_indices("{\"error\"").find_map(|(at, _)| {
+        serde_json::Deserializer::from_str(&message[at..])
+            .into_iter::<Value>()
+            .next()?
+            .ok()
+    });
+    let Some(body) = body else {
+        return message.to_owned();
+    };
+    match &body["error"] {
+        Value::String(error) => format!(
+            "the security token service refused the subject token: {error}: {}",
+            body["error_description"].as_str().unwrap_or("(no description)")
+        ),
+        Value::Object(error) => format!(
+            "IAM Credentials refused the service account's token: {} {}: {}",
+            error.get("code").and_then(Value::as_i64).unwrap_or(0),
+            error.get("status").and_then(Value::as_str).unwrap_or(""),
+            error.get("message").and_then(Value::as_str).unwrap_or("(no message)")
+        ),
+        _ => message.to_owned(),
+    }
 }
 
 /// The metadata server's host: `GCE_METADATA_HOST` (Google's libraries' variable), else Google's.
@@ -196,6 +224,22 @@ mod tests {
             jwt_subject(token).as_deref(),
             Some("system:serviceaccount:ns:sa")
         );
+    }
+
+    #[test]
+    fn googles_words_are_quoted() {
+        let sts = r#"failed to exchange token, body=<{"error":"invalid_grant","error_description":"The audience in ID Token [x] does not match the expected audience."}> and future attempts will not succeed: HTTP status client error (400 Bad Request)"#;
+        assert_eq!(
+            explain(sts),
+            "the security token service refused the subject token: invalid_grant: The audience in ID Token [x] does not match the expected audience."
+        );
+        let iam = r#"failed to fetch token: the HTTP transport reports a [403] error: {"error":{"code":403,"message":"Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).","status":"PERMISSION_DENIED"}}"#;
+        assert_eq!(
+            explain(iam),
+            "IAM Credentials refused the service account's token: 403 PERMISSION_DENIED: Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist)."
+        );
+        assert_eq!(explain("connection refused"), "connection refused");
+        assert_eq!(explain(r#"body {"error" cut"#), r#"body {"error" cut"#);
     }
 
     #[test]
