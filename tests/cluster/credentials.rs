@@ -393,3 +393,42 @@ async fn googles_python_auth_library_accepts_the_simulator() {
     assert!(counters["metadataTokens"].as_u64() >= Some(1), "{counters}");
     assert!(!text.contains("ya29."), "no token printed");
 }
+
+/// Renders `manifests/` with one credentials Component, as a user's overlay would.
+fn render_with(component: &str) -> String {
+    let dir = control_plane().dir.join(format!("overlay-{component}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifests = dir.join("manifests");
+    if !manifests.exists() {
+        std::os::unix::fs::symlink(testkit::repo().join("manifests"), &manifests).unwrap();
+    }
+    let overlay = dir.join("overlay");
+    std::fs::create_dir_all(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!("resources: [../manifests]\ncomponents: [../manifests/credentials/{component}]\n"),
+    )
+    .unwrap();
+    let out = Command::new("kubectl")
+        .args(["kustomize", overlay.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_manifests_carry_each_mode() {
+    let gke = render_with("gke");
+    assert!(gke.contains("iam.gke.io/gcp-service-account: GSA_EMAIL"), "{gke}");
+    assert!(!gke.contains("AMAPI_CREDENTIALS") && !gke.contains("secretName"), "{gke}");
+    let wif = render_with("wif");
+    assert!(wif.contains("\"type\": \"external_account\""), "{wif}");
+    assert!(wif.contains("serviceAccountToken:") && wif.contains("path: token"), "{wif}");
+    assert!(wif.contains("/var/run/secrets/amapi/token"), "{wif}");
+    assert!(!wif.contains("secretName"), "{wif}");
+}
