@@ -279,11 +279,14 @@ fn run(args: RunArgs) -> ExitCode {
     });
     let config = passcode_operator::controller::RunConfig {
         kubeconfig: args.kubeconfig,
-        credentials: args.credentials.filter(|p| !p.as_os_str().is_empty()).or_else(|| {
-            std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-        }),
+        credentials: args
+            .credentials
+            .filter(|p| !p.as_os_str().is_empty())
+            .or_else(|| {
+                std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS")
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+            }),
         amapi_base_url: args.amapi_base_url,
         token_uri: args.token_uri,
         enterprises: args

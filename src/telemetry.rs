@@ -10,7 +10,12 @@ pub enum LogFormat {
 }
 
 /// Targets capped at info because their debug output carries tokens or keys.
-const QUIET: &[&str] = &["yup_oauth2=info", "google_cloud_auth=info", "hyper_util=info", "reqwest=info"];
+const QUIET: &[&str] = &[
+    "yup_oauth2=info",
+    "google_cloud_auth=info",
+    "hyper_util=info",
+    "reqwest=info",
+];
 
 /// Installs the global subscriber. `level` is a tracing filter such as `info` or
 /// `passcode_operator=debug,kube=info`.

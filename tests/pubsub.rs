@@ -12,8 +12,8 @@ use passcode_operator::amapi::model::{Command, CommandType};
 use passcode_operator::amapi::pubsub::{COMMAND, MessageError};
 use passcode_operator::amapi::retry::RetryPolicy;
 use passcode_operator::amapi::{
-    AmapiClient, AmapiError, ClientOptions, MalformedMessage, Notification, PubsubClient,
-    Credentials, PubsubOptions,
+    AmapiClient, AmapiError, ClientOptions, Credentials, MalformedMessage, Notification,
+    PubsubClient, PubsubOptions,
 };
 use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
 use reqwest::Method;

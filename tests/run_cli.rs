@@ -43,8 +43,14 @@ fn missing_or_unreadable_credentials_are_a_clear_startup_error() {
         (dir.join("absent.json"), "cannot read credentials file"),
         (dir.clone(), "cannot read credentials file"),
         (not_json, "is not a Google credentials file: not JSON"),
-        (user, r#"has type "authorized_user"; the operator takes service_account"#),
-        (not_a_key, "is not a Google service-account key (missing field"),
+        (
+            user,
+            r#"has type "authorized_user"; the operator takes service_account"#,
+        ),
+        (
+            not_a_key,
+            "is not a Google service-account key (missing field",
+        ),
         (
             no_token_file,
             "cannot read the subject token file /nonexistent/token (credential_source.file of",

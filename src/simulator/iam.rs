@@ -117,7 +117,9 @@ fn generate(
                 .any(|g| g == CLOUD_PLATFORM_SCOPE || g == IAM_SCOPE)
         });
         if !scoped {
-            return Err(ApiError::insufficient_scopes("iamcredentials.googleapis.com"));
+            return Err(ApiError::insufficient_scopes(
+                "iamcredentials.googleapis.com",
+            ));
         }
         principal
     };
@@ -156,7 +158,11 @@ fn generate(
         let token = tokens.issue_for(now, ttl, request.scope, email.to_owned());
         (token, ttl)
     };
-    shared.counters.lock().expect("counters lock").impersonations += 1;
+    shared
+        .counters
+        .lock()
+        .expect("counters lock")
+        .impersonations += 1;
     let expire = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::from_secs(ttl.as_secs() as i64))
         .unwrap_or(jiff::Timestamp::MAX);
@@ -172,7 +178,8 @@ mod tests {
     #[test]
     fn members() {
         let pool = "projects/1/locations/global/workloadIdentityPools/p";
-        let subject = format!("principal://iam.googleapis.com/{pool}/subject/system:serviceaccount:ns:sa");
+        let subject =
+            format!("principal://iam.googleapis.com/{pool}/subject/system:serviceaccount:ns:sa");
         let one = vec![subject.clone()];
         assert!(is_member(&one, &subject));
         assert!(!is_member(&one, &format!("{subject}x")));

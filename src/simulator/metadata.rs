@@ -136,7 +136,11 @@ async fn account_item(
                 let token = tokens.issue_for(Instant::now(), ttl, scopes, CLIENT_EMAIL.to_owned());
                 (token, ttl)
             };
-            shared.counters.lock().expect("counters lock").metadata_tokens += 1;
+            shared
+                .counters
+                .lock()
+                .expect("counters lock")
+                .metadata_tokens += 1;
             let mut response = Json(json!({
                 "access_token": token,
                 "expires_in": ttl.as_secs(),

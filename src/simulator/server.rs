@@ -14,8 +14,8 @@ use super::credentials::ServiceAccount;
 use super::faults::FaultSettings;
 use super::oauth::{self, Tokens};
 use super::quota::Quota;
-use super::world::World;
 use super::sts::{self, Federation};
+use super::world::World;
 use super::{admin, amapi, iam, metadata, pubsub_api};
 
 pub struct Shared {

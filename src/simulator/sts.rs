@@ -48,16 +48,10 @@ impl Federation {
             .timeout(Duration::from_secs(10));
         if let Some(path) = &settings.issuer_ca_file {
             let pem = std::fs::read(path).map_err(|e| {
-                anyhow::anyhow!(
-                    "workloadIdentity.issuerCaFile {}: {e}",
-                    path.display()
-                )
+                anyhow::anyhow!("workloadIdentity.issuerCaFile {}: {e}", path.display())
             })?;
             for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                anyhow::anyhow!(
-                    "workloadIdentity.issuerCaFile {}: {e}",
-                    path.display()
-                )
+                anyhow::anyhow!("workloadIdentity.issuerCaFile {}: {e}", path.display())
             })? {
                 builder = builder.add_root_certificate(cert);
             }
@@ -275,7 +269,9 @@ async fn exchange(
     }
     let subject_token = request.subject_token.unwrap_or_default();
     if subject_token.is_empty() {
-        return Err(invalid_request("The subject_token parameter is missing.".into()));
+        return Err(invalid_request(
+            "The subject_token parameter is missing.".into(),
+        ));
     }
     let now = jiff::Timestamp::now().as_second();
     let sub = verify(federation, &subject_token, now).await?;
@@ -299,7 +295,10 @@ async fn exchange(
         let mut tokens = shared.tokens.lock().expect("tokens lock");
         let left = Duration::from_secs(u64::try_from(exp - now).unwrap_or(0).max(1));
         let ttl = tokens.ttl().min(left);
-        (tokens.issue_for(Instant::now(), ttl, scopes, principal), ttl)
+        (
+            tokens.issue_for(Instant::now(), ttl, scopes, principal),
+            ttl,
+        )
     };
     {
         let mut counters = shared.counters.lock().expect("counters lock");
@@ -358,13 +357,18 @@ mod tests {
             "system:serviceaccount:ns:sa"
         );
         let https = claims(|c| {
-            c["aud"] = json!("https://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k")
+            c["aud"] = json!(
+                "https://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k"
+            )
         });
         assert!(check_claims(&https, &s, 2000).is_ok());
         let refused = |c: Claims, now: i64| check_claims(&c, &s, now).unwrap_err().description;
         assert!(
-            refused(claims(|c| c["aud"] = json!(["https://kubernetes.default.svc"])), 2000)
-                .contains("The audience in ID Token [https://kubernetes.default.svc] does not match")
+            refused(
+                claims(|c| c["aud"] = json!(["https://kubernetes.default.svc"])),
+                2000
+            )
+            .contains("The audience in ID Token [https://kubernetes.default.svc] does not match")
         );
         assert!(
             refused(claims(|c| c["iss"] = json!("https://evil.example")), 2000)
@@ -374,13 +378,19 @@ mod tests {
         assert!(check_claims(&claims(|_| {}), &s, 4600 + SKEW - 1).is_ok());
         assert!(refused(claims(|_| {}), 1000 - SKEW - 1).contains("iat must be in the past"));
         assert!(
-            refused(claims(|c| c["exp"] = json!(1000 + MAX_SUBJECT_LIFETIME + 1)), 2000)
-                .contains("within 24 hours")
+            refused(
+                claims(|c| c["exp"] = json!(1000 + MAX_SUBJECT_LIFETIME + 1)),
+                2000
+            )
+            .contains("within 24 hours")
         );
         assert!(refused(claims(|c| c["sub"] = json!("")), 2000).contains("no sub"));
         assert!(
-            refused(claims(|c| c.as_object_mut().unwrap().remove("exp").map(drop).unwrap()), 2000)
-                .contains("exp and iat")
+            refused(
+                claims(|c| c.as_object_mut().unwrap().remove("exp").map(drop).unwrap()),
+                2000
+            )
+            .contains("exp and iat")
         );
     }
 

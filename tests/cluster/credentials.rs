@@ -30,7 +30,9 @@ fn provider() -> String {
 
 /// The operator's ServiceAccount as a federated IAM principal.
 fn principal() -> String {
-    format!("principal://iam.googleapis.com/{POOL}/subject/system:serviceaccount:{OPERATOR_NAMESPACE}:{KSA}")
+    format!(
+        "principal://iam.googleapis.com/{POOL}/subject/system:serviceaccount:{OPERATOR_NAMESPACE}:{KSA}"
+    )
 }
 
 /// The simulator trusts this API server's issuer for the pool's provider, lets the operator's
@@ -109,8 +111,12 @@ async fn wait_counters(env: &Env, what: &str, within: Duration, check: impl Fn(&
 async fn reset_succeeds_once(env: &Env, name: &str, device: &str) {
     env.secret(name, "passcode", b"830417").await;
     let passcode = json!({"secretKeyRef": {"name": name, "key": "passcode"}});
-    env.reset(name, device, json!({"newPasscode": passcode, "lockNow": true}))
-        .await;
+    env.reset(
+        name,
+        device,
+        json!({"newPasscode": passcode, "lockNow": true}),
+    )
+    .await;
     env.reason_is(name, Reason::PasscodeReset).await;
     assert_eq!(env.commands(device).await.len(), 1, "exactly one command");
 }
@@ -126,7 +132,10 @@ fn assert_no_token(log: &str, tokens: &[&str]) {
     for token in tokens {
         assert!(!log.contains(token), "a token is in the operator's log");
     }
-    assert!(!log.contains("ya29."), "an access token is in the operator's log");
+    assert!(
+        !log.contains("ya29."),
+        "an access token is in the operator's log"
+    );
 }
 
 #[tokio::test]
@@ -144,8 +153,14 @@ async fn workload_identity_federation_resets_once_and_rereads_a_rotated_token() 
         .await;
     reset_succeeds_once(&env, "r1", "phone").await;
     let counters = env.sim_get("counters").await;
-    assert_eq!(counters["sts"]["lastSubjectFingerprint"], fingerprint(&first));
-    assert_eq!(counters["impersonations"], 0, "no service account: {counters}");
+    assert_eq!(
+        counters["sts"]["lastSubjectFingerprint"],
+        fingerprint(&first)
+    );
+    assert_eq!(
+        counters["impersonations"], 0,
+        "no service account: {counters}"
+    );
     assert_eq!(counters["tokens"], 0, "no key file: {counters}");
 
     // The kubelet rotates the token; the exchanged token lives 60 s, so the new subject token
@@ -182,7 +197,10 @@ async fn impersonating_a_service_account_through_iam_credentials() {
     env.start_operator(options(GoogleCredentials::File(config)));
     reset_succeeds_once(&env, "r", "phone").await;
     let counters = env.sim_get("counters").await;
-    assert!(counters["sts"]["exchanges"].as_u64() >= Some(1), "{counters}");
+    assert!(
+        counters["sts"]["exchanges"].as_u64() >= Some(1),
+        "{counters}"
+    );
     assert!(counters["impersonations"].as_u64() >= Some(1), "{counters}");
     let log = env.operator.as_ref().unwrap().logs();
     assert!(
@@ -321,11 +339,17 @@ async fn credentials_that_cannot_work_are_a_clear_startup_error() {
         let status = operator.wait_exit(Duration::from_secs(60)).await;
         let log = operator.logs();
         assert!(!status.success(), "{case}: the operator exits non-zero");
-        assert!(log.contains(&expected), "{case}: expected {expected:?} in:\n{log}");
+        assert!(
+            log.contains(&expected),
+            "{case}: expected {expected:?} in:\n{log}"
+        );
         assert!(log.contains("cannot run"), "{case}: {log}");
         assert!(!log.contains("panicked"), "{case}: {log}");
         for token in tokens {
-            assert!(!log.contains(token.as_str()), "{case}: a token is in the log");
+            assert!(
+                !log.contains(token.as_str()),
+                "{case}: a token is in the log"
+            );
         }
     }
     assert_eq!(env.counter("devices.issueCommand").await, 0);
@@ -388,7 +412,10 @@ async fn googles_python_auth_library_accepts_the_simulator() {
         assert!(text.contains(line), "{line:?} in:\n{text}");
     }
     let counters = env.sim_get("counters").await;
-    assert!(counters["sts"]["exchanges"].as_u64() >= Some(2), "{counters}");
+    assert!(
+        counters["sts"]["exchanges"].as_u64() >= Some(2),
+        "{counters}"
+    );
     assert!(counters["impersonations"].as_u64() >= Some(1), "{counters}");
     assert!(counters["metadataTokens"].as_u64() >= Some(1), "{counters}");
     assert!(!text.contains("ya29."), "no token printed");
@@ -424,11 +451,20 @@ fn render_with(component: &str) -> String {
 #[test]
 fn the_manifests_carry_each_mode() {
     let gke = render_with("gke");
-    assert!(gke.contains("iam.gke.io/gcp-service-account: GSA_EMAIL"), "{gke}");
-    assert!(!gke.contains("AMAPI_CREDENTIALS") && !gke.contains("secretName"), "{gke}");
+    assert!(
+        gke.contains("iam.gke.io/gcp-service-account: GSA_EMAIL"),
+        "{gke}"
+    );
+    assert!(
+        !gke.contains("AMAPI_CREDENTIALS") && !gke.contains("secretName"),
+        "{gke}"
+    );
     let wif = render_with("wif");
     assert!(wif.contains("\"type\": \"external_account\""), "{wif}");
-    assert!(wif.contains("serviceAccountToken:") && wif.contains("path: token"), "{wif}");
+    assert!(
+        wif.contains("serviceAccountToken:") && wif.contains("path: token"),
+        "{wif}"
+    );
     assert!(wif.contains("/var/run/secrets/amapi/token"), "{wif}");
     assert!(!wif.contains("secretName"), "{wif}");
 }

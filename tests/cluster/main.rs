@@ -3,8 +3,8 @@
 
 mod argocd;
 mod bad_inputs;
-mod credentials;
 mod crds;
+mod credentials;
 mod exactly_once;
 mod faults;
 mod notifications;

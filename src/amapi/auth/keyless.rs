@@ -12,9 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use google_cloud_auth::credentials::{
-    AccessTokenCredentials, external_account, impersonated, mds,
-};
+use google_cloud_auth::credentials::{AccessTokenCredentials, external_account, impersonated, mds};
 use serde_json::Value;
 
 /// Where the metadata server is when `GCE_METADATA_HOST` does not say (Google's name for it).
@@ -118,13 +116,18 @@ pub fn explain(message: &str) -> String {
     match &body["error"] {
         Value::String(error) => format!(
             "the security token service refused the subject token: {error}: {}",
-            body["error_description"].as_str().unwrap_or("(no description)")
+            body["error_description"]
+                .as_str()
+                .unwrap_or("(no description)")
         ),
         Value::Object(error) => format!(
             "IAM Credentials refused the service account's token: {} {}: {}",
             error.get("code").and_then(Value::as_i64).unwrap_or(0),
             error.get("status").and_then(Value::as_str).unwrap_or(""),
-            error.get("message").and_then(Value::as_str).unwrap_or("(no message)")
+            error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("(no message)")
         ),
         _ => message.to_owned(),
     }
@@ -258,8 +261,14 @@ mod tests {
         }
         let e = E(
             "failed to exchange token: HTTP 400",
-            Some(Box::new(E("HTTP 400", Some(Box::new(E("invalid_grant", None)))))),
+            Some(Box::new(E(
+                "HTTP 400",
+                Some(Box::new(E("invalid_grant", None))),
+            ))),
         );
-        assert_eq!(chain(&e), "failed to exchange token: HTTP 400: invalid_grant");
+        assert_eq!(
+            chain(&e),
+            "failed to exchange token: HTTP 400: invalid_grant"
+        );
     }
 }

@@ -261,7 +261,12 @@ mod tests {
             Mode::of_type("impersonated_service_account"),
             Some(Mode::Impersonation)
         );
-        for other in ["authorized_user", "external_account_authorized_user", "", "gdch"] {
+        for other in [
+            "authorized_user",
+            "external_account_authorized_user",
+            "",
+            "gdch",
+        ] {
             assert_eq!(Mode::of_type(other), None, "{other}");
         }
     }
