@@ -43,6 +43,7 @@ pub struct Federation {
 
 impl Federation {
     pub fn new(settings: WorkloadIdentitySettings) -> anyhow::Result<Self> {
+        crate::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(10));

@@ -210,6 +210,40 @@ async fn impersonating_a_service_account_through_iam_credentials() {
     assert_no_token(&log, &[&token]);
 }
 
+/// `impersonated_service_account`: its source credentials (here federated ones) get the token
+/// that IAM Credentials takes to issue the service account's.
+#[tokio::test]
+async fn an_impersonated_service_account_file() {
+    let mut env = Env::with_settings("impersonated", POLICY, DEVICES, &settings("3599s")).await;
+    let token_file = env.dir.join("token");
+    let token = ksa_token(&provider(), 3600).await;
+    write_token(&token_file, &token);
+    let source: Value = serde_json::from_slice(
+        &std::fs::read(wif_config(&env, "source.json", &token_file, None)).unwrap(),
+    )
+    .unwrap();
+    let config = env.dir.join("impersonated.json");
+    let file = json!({
+        "type": "impersonated_service_account",
+        "service_account_impersonation_url": format!(
+            "{}v1/projects/-/serviceAccounts/{SERVICE_ACCOUNT}:generateAccessToken",
+            env.sim.base_url()
+        ),
+        "source_credentials": source,
+    });
+    std::fs::write(&config, file.to_string()).unwrap();
+    env.start_operator(options(GoogleCredentials::File(config)));
+    reset_succeeds_once(&env, "r", "phone").await;
+    let counters = env.sim_get("counters").await;
+    assert!(counters["impersonations"].as_u64() >= Some(1), "{counters}");
+    let log = env.operator.as_ref().unwrap().logs();
+    assert!(
+        log.contains("service-account impersonation") && log.contains(SERVICE_ACCOUNT),
+        "{log}"
+    );
+    assert_no_token(&log, &[&token]);
+}
+
 #[tokio::test]
 async fn the_metadata_server_without_a_credentials_file() {
     let mut env = Env::with_settings("mds", POLICY, DEVICES, "  tokenTtl: 3599s\n").await;
