@@ -1,6 +1,6 @@
 # The operator image used by manifests/deployment.yaml (passcode-operator:0.1.0).
 #   docker build -t passcode-operator:0.1.0 .
-FROM rust:1.90-bookworm AS build
+FROM rust:1.91-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked && strip target/release/passcode-operator

@@ -20,7 +20,7 @@ use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Config, ResourceExt};
 use tracing::{error, info, warn};
 
-use crate::amapi::{AmapiClient, ClientOptions, PubsubClient, PubsubOptions, ServiceAccount};
+use crate::amapi::{AmapiClient, ClientOptions, Credentials, PubsubClient, PubsubOptions};
 use crate::api::{PasscodeReset, WorkProfilePasscodePolicy};
 use crate::metrics::{AmapiMetrics, Metrics};
 use crate::reconcile::{self, Context, reset::decide};
@@ -30,7 +30,8 @@ use crate::server::{self, Health};
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     pub kubeconfig: Option<PathBuf>,
-    pub credentials: PathBuf,
+    /// A Google credentials file; `None`: the metadata server.
+    pub credentials: Option<PathBuf>,
     pub amapi_base_url: String,
     pub token_uri: Option<String>,
     pub enterprises: Vec<String>,
@@ -63,12 +64,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     crate::install_crypto_provider();
     let stop: Stop = shutdown.boxed().shared();
-    // A missing or unreadable credentials file is a startup error, before anything runs.
-    let auth = ServiceAccount::from_file(&cfg.credentials, cfg.token_uri.as_deref())
+    // Credentials that cannot work are a startup error, before anything runs: the file, the
+    // metadata server, and one token (which asks STS, IAM or the token endpoint).
+    let auth = Credentials::load(cfg.credentials.as_deref(), cfg.token_uri.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    info!(credentials = auth.mode().as_str(), identity = auth.identity(), base_url = %cfg.amapi_base_url, "Google credentials loaded");
+    auth.check().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    info!(identity = auth.identity(), "Google access token obtained");
     let client = kube_client(cfg.kubeconfig.as_deref()).await?;
-    info!(service_account = auth.client_email(), base_url = %cfg.amapi_base_url, "AMAPI credentials loaded");
     let metrics = Arc::new(Metrics::new());
     let amapi = AmapiClient::new(
         auth,

@@ -59,13 +59,16 @@ struct RunArgs {
     /// Kubeconfig file; without it the in-cluster configuration (or ~/.kube/config) is used.
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
-    /// Google service-account key (JSON) with access to the Android Management API.
+    /// Google credentials file (JSON), its `type` choosing how tokens are got: service_account (a
+    /// key), external_account (Workload Identity Federation, optionally impersonating a service
+    /// account) or impersonated_service_account. Default: GOOGLE_APPLICATION_CREDENTIALS; with
+    /// neither, the metadata server (GKE Workload Identity; GCE_METADATA_HOST is honoured).
     #[arg(long, env = "AMAPI_CREDENTIALS", value_name = "FILE")]
-    credentials: PathBuf,
+    credentials: Option<PathBuf>,
     /// AMAPI base URL (the simulator's for dry runs).
     #[arg(long, env = "AMAPI_BASE_URL", default_value = passcode_operator::amapi::DEFAULT_BASE_URL)]
     amapi_base_url: String,
-    /// OAuth token endpoint; defaults to the key file's token_uri.
+    /// OAuth token endpoint of a service-account key file; defaults to the key file's token_uri.
     #[arg(long, env = "AMAPI_TOKEN_URI")]
     token_uri: Option<String>,
     /// Enterprise ids the operator may act on, comma-separated; empty means any.
@@ -276,7 +279,14 @@ fn run(args: RunArgs) -> ExitCode {
     });
     let config = passcode_operator::controller::RunConfig {
         kubeconfig: args.kubeconfig,
-        credentials: args.credentials,
+        credentials: args
+            .credentials
+            .filter(|p| !p.as_os_str().is_empty())
+            .or_else(|| {
+                std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS")
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+            }),
         amapi_base_url: args.amapi_base_url,
         token_uri: args.token_uri,
         enterprises: args

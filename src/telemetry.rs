@@ -9,11 +9,24 @@ pub enum LogFormat {
     Text,
 }
 
+/// Targets capped at info because their debug output carries tokens or keys.
+const QUIET: &[&str] = &[
+    "yup_oauth2=info",
+    "google_cloud_auth=info",
+    "hyper_util=info",
+    "reqwest=info",
+];
+
 /// Installs the global subscriber. `level` is a tracing filter such as `info` or
 /// `passcode_operator=debug,kube=info`.
 pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
-    let filter =
+    let mut filter =
         EnvFilter::try_new(level).map_err(|e| format!("invalid log level {level:?}: {e}"))?;
+    // The auth libraries log whole token requests and responses at debug: never below info,
+    // whatever the level asked for.
+    for quiet in QUIET {
+        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

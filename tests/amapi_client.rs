@@ -16,7 +16,7 @@ use passcode_operator::amapi::model::{
     ResetPasswordFlag, google_duration, google_duration_nanos, parse_google_duration_nanos,
 };
 use passcode_operator::amapi::retry::RetryPolicy;
-use passcode_operator::amapi::{AmapiClient, AmapiError, ClientOptions, ServiceAccount};
+use passcode_operator::amapi::{AmapiClient, AmapiError, ClientOptions, Credentials};
 use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -54,7 +54,7 @@ impl Setup {
 
     /// A client that gets its tokens from the simulator and sends AMAPI calls to `base_url`.
     async fn client_for(&self, base_url: &str, retry: RetryPolicy) -> AmapiClient {
-        let auth = ServiceAccount::from_file(&self.dir.join("sa.json"), None)
+        let auth = Credentials::from_file(&self.dir.join("sa.json"), None)
             .await
             .unwrap();
         AmapiClient::new(
@@ -477,7 +477,7 @@ async fn tokens_are_renewed_when_they_expire_or_are_refused() {
 #[tokio::test]
 async fn bad_credentials_are_clear_errors() {
     let s = Setup::new("bad-creds", FLEET).await;
-    let missing = ServiceAccount::from_file(&s.dir.join("missing.json"), None)
+    let missing = Credentials::from_file(&s.dir.join("missing.json"), None)
         .await
         .err()
         .unwrap();
@@ -490,7 +490,7 @@ async fn bad_credentials_are_clear_errors() {
         .to_string()
         .into();
     std::fs::write(s.dir.join("forged.json"), key.to_string()).unwrap();
-    let auth = ServiceAccount::from_file(&s.dir.join("forged.json"), None)
+    let auth = Credentials::from_file(&s.dir.join("forged.json"), None)
         .await
         .unwrap();
     let c = AmapiClient::new(

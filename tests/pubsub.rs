@@ -12,8 +12,8 @@ use passcode_operator::amapi::model::{Command, CommandType};
 use passcode_operator::amapi::pubsub::{COMMAND, MessageError};
 use passcode_operator::amapi::retry::RetryPolicy;
 use passcode_operator::amapi::{
-    AmapiClient, AmapiError, ClientOptions, MalformedMessage, Notification, PubsubClient,
-    PubsubOptions, ServiceAccount,
+    AmapiClient, AmapiError, ClientOptions, Credentials, MalformedMessage, Notification,
+    PubsubClient, PubsubOptions,
 };
 use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
 use reqwest::Method;
@@ -60,7 +60,7 @@ impl Setup {
         })
         .await
         .unwrap();
-        let auth = ServiceAccount::from_file(&dir.join("sa.json"), None)
+        let auth = Credentials::from_file(&dir.join("sa.json"), None)
             .await
             .unwrap();
         let amapi = AmapiClient::new(
@@ -414,7 +414,7 @@ async fn missing_subscription_no_permission_and_outages_are_classified() {
 #[tokio::test]
 async fn a_token_without_a_pubsub_scope_is_refused() {
     let s = Setup::new("scope", &fleet("")).await;
-    let auth = ServiceAccount::from_file(&s.dir.join("sa.json"), None)
+    let auth = Credentials::from_file(&s.dir.join("sa.json"), None)
         .await
         .unwrap();
     let amapi_only = auth.token(false).await.unwrap();

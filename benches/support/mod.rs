@@ -294,12 +294,13 @@ pub fn spawn_operator(
     }
     Operator::spawn(Launch {
         kubeconfig: &cp.operator_kubeconfig(),
-        credentials,
+        credentials: Some(credentials),
         amapi_base_url: &sim.sim.base_url(),
         enterprise: &sim.enterprise,
         namespace,
         log: log_dir().join(format!("operator-{namespace}.log")),
         flags: args,
+        env: Vec::new(),
         failpoint: None,
     })
 }

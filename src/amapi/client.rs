@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::AmapiError;
-use super::auth::ServiceAccount;
+use super::auth::Credentials;
 use super::model::{
     Command, Device, ErrorBody, ListDevicesResponse, ListOperationsResponse, Operation, Policy,
 };
@@ -64,7 +64,7 @@ struct Inner {
     /// that may still be delivering it.
     http: RwLock<reqwest::Client>,
     base_url: String,
-    auth: ServiceAccount,
+    auth: Credentials,
     limiter: RateLimiter,
     retry: RetryPolicy,
     timeout: Duration,
@@ -104,7 +104,7 @@ pub(super) struct Call<'a> {
 }
 
 impl AmapiClient {
-    pub fn new(auth: ServiceAccount, options: ClientOptions) -> Result<Self, AmapiError> {
+    pub fn new(auth: Credentials, options: ClientOptions) -> Result<Self, AmapiError> {
         crate::install_crypto_provider();
         let http = http_client(options.timeout)
             .map_err(|e| AmapiError::Auth(format!("cannot build the HTTP client: {e}")))?;
@@ -138,8 +138,8 @@ impl AmapiClient {
         }
     }
 
-    pub fn client_email(&self) -> &str {
-        self.inner.auth.client_email()
+    pub fn identity(&self) -> &str {
+        self.inner.auth.identity()
     }
 
     /// `devices.get`; a deleted device answers 404.

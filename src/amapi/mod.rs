@@ -1,4 +1,4 @@
-//! The Android Management API edge: wire models, service-account auth, and a client with one rate
+//! The Android Management API edge: wire models, Google credentials (key file, Workload Identity Federation, metadata server), and a client with one rate
 //! limiter, retries where they are safe, and `issueCommand` never sent twice blindly; and a Pub/Sub
 //! pull client for AMAPI's notifications, over the same machinery.
 
@@ -12,7 +12,7 @@ pub mod pubsub;
 pub mod ratelimit;
 pub mod retry;
 
-pub use auth::ServiceAccount;
+pub use auth::Credentials;
 pub use client::{AmapiClient, ClientOptions, DEFAULT_BASE_URL};
 pub use error::AmapiError;
 pub use observe::{NoopObserver, Observer};

@@ -57,6 +57,15 @@ pub struct Counters {
     pub fault_garbled: u64,
     /// issueCommand calls answered 504 whose command is created later.
     pub fault_late: u64,
+    /// STS token exchanges granted and refused, and the fingerprint of the last subject token
+    /// exchanged (which of two tokens a client sent, never the token).
+    pub sts_exchanges: u64,
+    pub sts_refused: u64,
+    pub sts_last_subject: Option<String>,
+    /// IAM Credentials generateAccessToken calls granted.
+    pub impersonations: u64,
+    /// Tokens the metadata server handed out.
+    pub metadata_tokens: u64,
 }
 
 impl Counters {
@@ -77,6 +86,13 @@ impl Counters {
         json!({
             "methods": methods,
             "tokens": self.tokens,
+            "sts": {
+                "exchanges": self.sts_exchanges,
+                "refused": self.sts_refused,
+                "lastSubjectFingerprint": self.sts_last_subject,
+            },
+            "impersonations": self.impersonations,
+            "metadataTokens": self.metadata_tokens,
             "unauthenticated": self.unauthenticated,
             "quotaRejected": self.quota_rejected,
             "faults": {

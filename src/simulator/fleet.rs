@@ -4,7 +4,7 @@
 //!
 //! ```yaml
 //! settings:
-//!   tokenTtl: 3599s            # lifetime of access tokens from /token
+//!   tokenTtl: 3599s            # lifetime of access tokens (/token, STS, IAM, metadata server)
 //!   quota: {requests: 1000, window: 100s}
 //!   faults: {errorRate: 0, throttleRate: 0, latency: 0ms, dropRate: 0}
 //!   pubsub:                    # an emulated Pub/Sub pull subscription for AMAPI notifications
@@ -12,6 +12,13 @@
 //!     topic: projects/sim-project/topics/amapi-events   # default: the subscription's id
 //!     ackDeadline: 10s
 //!     faults: {dropRate: 0, duplicateRate: 0, delayRate: 0, delay: 0s, reorder: false, errorRate: 0, permissionDenied: false}
+//!   workloadIdentity:          # STS and IAM Credentials (Workload Identity Federation)
+//!     provider: //iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/sim-pool/providers/kubernetes
+//!     issuer: https://127.0.0.1:6443        # the cluster's service-account issuer
+//!     issuerCaFile: /path/to/ca.pem         # optional: trust for fetching its keys
+//!     serviceAccounts:
+//!       - email: passcode-operator@amapi-simulator.iam.gserviceaccount.com
+//!         members: [principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/sim-pool/subject/system:serviceaccount:NS:SA]
 //! enterprises:
 //!   - id: LC01demo
 //!     enabledNotificationTypes: [COMMAND]   # AMAPI's field: COMMAND publishes completed commands
@@ -71,6 +78,75 @@ pub struct Settings {
     /// The Pub/Sub subscription AMAPI notifications can be pulled from; none by default.
     #[serde(default)]
     pub pubsub: Option<PubsubSettings>,
+    /// A workload identity pool provider trusting a Kubernetes issuer (STS), and who may
+    /// impersonate which service account (IAM Credentials); none by default.
+    #[serde(default)]
+    pub workload_identity: Option<WorkloadIdentitySettings>,
+}
+
+/// Workload Identity Federation as Google's IAM configures it: one OIDC provider of one pool.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadIdentitySettings {
+    /// `//iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER`:
+    /// the `audience` of the exchange, and the audience subject tokens must carry.
+    pub provider: String,
+    /// The `iss` the provider trusts (https). Its keys are fetched from
+    /// `{issuer}/.well-known/openid-configuration`'s `jwks_uri`, as Google does.
+    pub issuer: String,
+    /// PEM certificates to trust when fetching from the issuer (a cluster's own CA); default:
+    /// the system's roots. Google needs a publicly trusted issuer.
+    #[serde(default)]
+    pub issuer_ca_file: Option<std::path::PathBuf>,
+    /// Who holds `roles/iam.workloadIdentityUser` (`iam.serviceAccounts.getAccessToken`) on
+    /// which service account.
+    #[serde(default)]
+    pub service_accounts: Vec<ServiceAccountBinding>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceAccountBinding {
+    pub email: String,
+    /// IAM members: `principal://iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/subject/S`,
+    /// `principalSet://iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/*`
+    /// or `serviceAccount:EMAIL`.
+    pub members: Vec<String>,
+}
+
+impl WorkloadIdentitySettings {
+    /// `projects/N/locations/global/workloadIdentityPools/P`, if `provider` is a provider's name.
+    pub fn pool(&self) -> Option<&str> {
+        let rest = self.provider.strip_prefix("//iam.googleapis.com/")?;
+        let (pool, provider) = rest.rsplit_once("/providers/")?;
+        let parts: Vec<&str> = pool.split('/').collect();
+        let ok = matches!(parts[..], ["projects", n, "locations", "global", "workloadIdentityPools", p]
+            if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty())
+            && !provider.is_empty()
+            && !provider.contains('/');
+        ok.then_some(pool)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.pool().is_none() {
+            return Err(format!(
+                "workloadIdentity.provider {:?} must look like //iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER",
+                self.provider
+            ));
+        }
+        if !self.issuer.starts_with("https://") {
+            return Err("workloadIdentity.issuer must be an https URL (as Google requires)".into());
+        }
+        for binding in &self.service_accounts {
+            if !binding.email.contains('@') {
+                return Err(format!(
+                    "workloadIdentity.serviceAccounts: {:?} is not an email",
+                    binding.email
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Settings {
@@ -80,6 +156,7 @@ impl Default for Settings {
             quota: QuotaSettings::default(),
             faults: FaultSettings::default(),
             pubsub: None,
+            workload_identity: None,
         }
     }
 }
@@ -309,6 +386,9 @@ impl Fleet {
         s.faults.validate().map_err(|e| format!("settings.{e}"))?;
         if let Some(pubsub) = &s.pubsub {
             pubsub.validate().map_err(|e| format!("settings.{e}"))?;
+        }
+        if let Some(wi) = &s.workload_identity {
+            wi.validate().map_err(|e| format!("settings.{e}"))?;
         }
         let mut enterprise_ids = Vec::new();
         for e in &self.enterprises {

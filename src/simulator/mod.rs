@@ -3,6 +3,10 @@
 //! and users' dry runs point the operator at it instead of Google.
 //!
 //! - `POST /token`: service-account JWT bearer grant ([`oauth`]).
+//! - `POST /v1/token`: STS token exchange of a Kubernetes service-account token, verified against
+//!   the cluster's issuer ([`sts`]); `POST /v1/projects/-/serviceAccounts/{email}:generateAccessToken`:
+//!   IAM Credentials impersonation ([`iam`]); `/computeMetadata/v1/...`: the metadata server of
+//!   GKE and Compute Engine ([`metadata`]). Their tokens are accepted like `/token`'s.
 //! - `/v1/...`: devices.get/list/issueCommand, operations.get/list/cancel, policies.get/patch
 //!   ([`amapi`]), with quota and injected faults.
 //! - `/v1/projects/{p}/subscriptions/{s}:pull|:acknowledge|:modifyAckDeadline`: Pub/Sub's pull
@@ -50,12 +54,15 @@ mod device;
 mod errors;
 mod faults;
 mod fleet;
+mod iam;
+mod metadata;
 mod oauth;
 mod policy;
 mod pubsub;
 mod pubsub_api;
 mod quota;
 mod server;
+mod sts;
 mod world;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -124,6 +131,11 @@ impl Simulator {
             credentials::write_key_file(path, &credentials)?;
         }
         let settings = &config.fleet.settings;
+        let federation = settings
+            .workload_identity
+            .clone()
+            .map(sts::Federation::new)
+            .transpose()?;
         let clock = clock::Clock::default();
         let world = world::World::from_fleet(&config.fleet, clock.now());
         let shared = Arc::new(Shared {
@@ -135,6 +147,7 @@ impl Simulator {
             counters: Mutex::default(),
             account,
             token_uri,
+            federation,
             wake: Notify::new(),
         });
         let app = server::router(shared.clone());

@@ -34,11 +34,19 @@ const IAT_SKEW: i64 = 60;
 /// audience, whatever `token_uri` the key file says, and Google accepts it; so does the simulator.
 pub const GOOGLE_TOKEN_ENDPOINT: &str = "https://oauth2.googleapis.com/token";
 
-/// Issued access tokens, when each expires and the scopes it was granted.
+/// Issued access tokens, when each expires, the scopes it was granted and whose it is.
 #[derive(Debug)]
 pub struct Tokens {
     ttl: Duration,
-    issued: HashMap<String, (Instant, Vec<String>)>,
+    issued: HashMap<String, Grant>,
+}
+
+#[derive(Debug)]
+struct Grant {
+    expires: Instant,
+    scopes: Vec<String>,
+    /// A service account's email, or a federated `principal://` (IAM's member names).
+    principal: String,
 }
 
 impl Tokens {
@@ -53,15 +61,40 @@ impl Tokens {
         self.ttl
     }
 
-    /// A new random token valid for the configured lifetime, for `scopes`.
+    /// A new random token of the simulated service account valid for the configured lifetime,
+    /// for `scopes`.
     pub fn issue(&mut self, now: Instant, scopes: Vec<String>) -> String {
-        self.issued.retain(|_, (expires, _)| *expires > now);
+        self.issue_for(now, self.ttl, scopes, CLIENT_EMAIL.to_owned())
+    }
+
+    /// A new random token for `principal`, valid for `ttl`.
+    pub fn issue_for(
+        &mut self,
+        now: Instant,
+        ttl: Duration,
+        scopes: Vec<String>,
+        principal: String,
+    ) -> String {
+        self.issued.retain(|_, grant| grant.expires > now);
         let random: String = std::iter::repeat_with(fastrand::alphanumeric)
             .take(64)
             .collect();
         let token = format!("ya29.sim-{random}");
-        self.issued.insert(token.clone(), (now + self.ttl, scopes));
+        let grant = Grant {
+            expires: now + ttl,
+            scopes,
+            principal,
+        };
+        self.issued.insert(token.clone(), grant);
         token
+    }
+
+    /// Whose a valid token is; `None` when it is unknown or expired.
+    pub fn principal(&self, token: &str, now: Instant) -> Option<&str> {
+        self.issued
+            .get(token)
+            .filter(|grant| grant.expires > now)
+            .map(|grant| grant.principal.as_str())
     }
 
     #[cfg(test)]
@@ -73,8 +106,8 @@ impl Tokens {
     pub fn scopes(&self, token: &str, now: Instant) -> Option<&[String]> {
         self.issued
             .get(token)
-            .filter(|(expires, _)| *expires > now)
-            .map(|(_, scopes)| scopes.as_slice())
+            .filter(|grant| grant.expires > now)
+            .map(|grant| grant.scopes.as_slice())
     }
 }
 
@@ -86,7 +119,7 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    fn grant(description: impl Into<String>) -> Self {
+    pub fn grant(description: impl Into<String>) -> Self {
         OAuthError {
             error: "invalid_grant",
             description: description.into(),
@@ -262,6 +295,7 @@ mod tests {
         assert_eq!(tokens.scopes(&a, t0), Some(&[SCOPE.to_owned()][..]));
         assert!(!tokens.is_valid(&a, t0 + Duration::from_secs(10)));
         assert!(!tokens.is_valid("ya29.forged", t0));
+        assert_eq!(tokens.principal(&a, t0), Some(CLIENT_EMAIL));
         let b = tokens.issue(t0 + Duration::from_secs(11), vec![PUBSUB_SCOPE.into()]);
         assert_ne!(a, b);
         assert!(!tokens.issued.contains_key(&a), "expired tokens are pruned");

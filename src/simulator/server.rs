@@ -14,8 +14,9 @@ use super::credentials::ServiceAccount;
 use super::faults::FaultSettings;
 use super::oauth::{self, Tokens};
 use super::quota::Quota;
+use super::sts::{self, Federation};
 use super::world::World;
-use super::{admin, amapi, pubsub_api};
+use super::{admin, amapi, iam, metadata, pubsub_api};
 
 pub struct Shared {
     pub world: Mutex<World>,
@@ -27,6 +28,8 @@ pub struct Shared {
     pub account: ServiceAccount,
     /// This simulator's token endpoint: the audience assertions must name.
     pub token_uri: String,
+    /// STS and IAM Credentials' configuration (Workload Identity Federation), if any.
+    pub federation: Option<Federation>,
     /// Something changed that may move the next due event.
     pub wake: Notify,
 }
@@ -34,6 +37,9 @@ pub struct Shared {
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/token", post(oauth::token))
+        .route("/v1/token", post(sts::token))
+        .merge(iam::router())
+        .merge(metadata::router())
         .merge(amapi::router())
         .merge(pubsub_api::router())
         .merge(admin::router())

@@ -101,6 +101,49 @@ impl ControlPlane {
         self.dir.join("kubeconfig")
     }
 
+    /// The issuer of this server's ServiceAccount tokens (the server itself): where verifiers
+    /// find its keys (`/.well-known/openid-configuration`, public).
+    pub fn issuer(&self) -> String {
+        std::fs::read_to_string(self.dir.join("issuer"))
+            .expect("hack/control-plane wrote the issuer")
+            .trim()
+            .to_owned()
+    }
+
+    /// The certificate to trust when fetching from [`ControlPlane::issuer`].
+    pub fn issuer_ca_file(&self) -> PathBuf {
+        self.dir.join("issuer-ca.crt")
+    }
+
+    /// A token for ServiceAccount `namespace/name` from the TokenRequest API, as the kubelet gets
+    /// one for a projected volume: for `audience`, valid `seconds` (600 at least).
+    pub async fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        audience: &str,
+        seconds: i64,
+    ) -> String {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                audiences: Some(vec![audience.to_owned()]),
+                expiration_seconds: Some(seconds),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Api::<ServiceAccount>::namespaced(self.admin().await, namespace)
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .expect("TokenRequest")
+            .status
+            .expect("a TokenRequest status")
+            .token
+            .expect("a token")
+    }
+
     /// A kubeconfig authenticated as the operator's ServiceAccount.
     pub fn operator_kubeconfig(&self) -> PathBuf {
         self.dir.join("operator.kubeconfig")

@@ -39,7 +39,8 @@ pub fn free_port() -> SocketAddr {
 /// What one `passcode-operator run` is given.
 pub struct Launch<'a> {
     pub kubeconfig: &'a Path,
-    pub credentials: &'a Path,
+    /// `--credentials`; `None`: no file (the metadata server, found through `env`).
+    pub credentials: Option<&'a Path>,
     pub amapi_base_url: &'a str,
     pub enterprise: &'a str,
     pub namespace: &'a str,
@@ -47,6 +48,8 @@ pub struct Launch<'a> {
     pub log: PathBuf,
     /// Further flags, `--name value` each.
     pub flags: Vec<(&'a str, String)>,
+    /// Environment variables, such as `GCE_METADATA_HOST`.
+    pub env: Vec<(&'a str, String)>,
     /// `PASSCODE_OPERATOR_FAILPOINT`.
     pub failpoint: Option<&'a str>,
 }
@@ -77,8 +80,6 @@ impl Operator {
         cmd.arg("run")
             .arg("--kubeconfig")
             .arg(launch.kubeconfig)
-            .arg("--credentials")
-            .arg(launch.credentials)
             .args(["--amapi-base-url", launch.amapi_base_url])
             .args(["--enterprises", launch.enterprise])
             .args(["--namespace", launch.namespace])
@@ -86,9 +87,18 @@ impl Operator {
             .args(["--log-format", "json"])
             .env_remove("KUBECONFIG")
             .env_remove("PASSCODE_OPERATOR_FAILPOINT")
+            .env_remove("AMAPI_CREDENTIALS")
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env_remove("GCE_METADATA_HOST")
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file);
+        if let Some(credentials) = launch.credentials {
+            cmd.arg("--credentials").arg(credentials);
+        }
+        for (name, value) in &launch.env {
+            cmd.env(name, value);
+        }
         for (name, value) in &launch.flags {
             cmd.arg(format!("--{name}")).arg(value);
         }

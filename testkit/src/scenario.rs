@@ -35,6 +35,20 @@ pub struct OperatorOptions {
     pub lease_name: Option<String>,
     /// Pull AMAPI notifications from this subscription (on the scenario's simulator).
     pub pubsub_subscription: Option<String>,
+    /// How it gets Google tokens; default: the simulator's service-account key file.
+    pub credentials: GoogleCredentials,
+}
+
+/// How a scenario's operator gets its Google tokens.
+#[derive(Clone, Debug, Default)]
+pub enum GoogleCredentials {
+    /// The simulator's service-account key file.
+    #[default]
+    KeyFile,
+    /// Another credentials file (`external_account`, ...).
+    File(PathBuf),
+    /// No file: the metadata server at this `GCE_METADATA_HOST`.
+    MetadataServer(String),
 }
 
 /// The subscription a scenario made with [`Env::notified`] publishes to.
@@ -108,7 +122,23 @@ impl Env {
         Self::build(test, policies, devices, true).await
     }
 
+    /// A scenario whose simulator has these lines (YAML, indented 2) under `settings:`, with no
+    /// operator yet.
+    pub async fn with_settings(test: &str, policies: &str, devices: &str, settings: &str) -> Env {
+        Self::build_with(test, policies, devices, false, settings).await
+    }
+
     async fn build(test: &str, policies: &str, devices: &str, notified: bool) -> Env {
+        Self::build_with(test, policies, devices, notified, "").await
+    }
+
+    async fn build_with(
+        test: &str,
+        policies: &str,
+        devices: &str,
+        notified: bool,
+        settings: &str,
+    ) -> Env {
         passcode_operator::install_crypto_provider();
         let client = admin().await;
         let ns = namespace(&client, test).await;
@@ -128,8 +158,13 @@ impl Env {
         };
         let fleet = if notified {
             notified_fleet(&enterprise, &policies, devices)
-        } else {
+        } else if settings.is_empty() {
             fleet(&enterprise, &policies, devices)
+        } else {
+            format!(
+                "settings:\n{settings}\n{}",
+                fleet(&enterprise, &policies, devices)
+            )
         };
         let sim = crate::simulator(&fleet, Some(dir.join("sa.json"))).await;
         Env {
@@ -173,9 +208,18 @@ impl Env {
             flags.push(("pubsub-subscription", subscription));
             flags.push(("pubsub-url", self.sim.base_url()));
         }
+        let key_file = self.dir.join("sa.json");
+        let (credentials, env) = match &options.credentials {
+            GoogleCredentials::KeyFile => (Some(key_file.as_path()), Vec::new()),
+            GoogleCredentials::File(path) => (Some(path.as_path()), Vec::new()),
+            GoogleCredentials::MetadataServer(host) => {
+                (None, vec![("GCE_METADATA_HOST", host.clone())])
+            }
+        };
         Operator::spawn(Launch {
             kubeconfig: &control_plane().operator_kubeconfig(),
-            credentials: &self.dir.join("sa.json"),
+            credentials,
+            env,
             amapi_base_url: &self.sim.base_url(),
             enterprise: &self.enterprise,
             namespace: &self.ns,
@@ -315,7 +359,7 @@ impl Env {
     /// use: for acting on devices behind the operator's back.
     pub async fn console(&self) -> passcode_operator::amapi::AmapiClient {
         let auth =
-            passcode_operator::amapi::ServiceAccount::from_file(&self.dir.join("sa.json"), None)
+            passcode_operator::amapi::Credentials::from_file(&self.dir.join("sa.json"), None)
                 .await
                 .unwrap();
         passcode_operator::amapi::AmapiClient::new(

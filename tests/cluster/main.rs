@@ -4,6 +4,7 @@
 mod argocd;
 mod bad_inputs;
 mod crds;
+mod credentials;
 mod exactly_once;
 mod faults;
 mod notifications;

@@ -7,6 +7,7 @@ mod devices;
 mod faults;
 mod google_client;
 mod inspection;
+mod keyless;
 mod oauth;
 mod policies;
 
