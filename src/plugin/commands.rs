@@ -292,7 +292,9 @@ async fn follow_to_end(
             "{}  {:<26} {}",
             clock(),
             s.state(),
-            s.message.as_deref().unwrap_or("")
+            s.message
+                .as_deref()
+                .unwrap_or("created; the operator has not written a status yet")
         );
     };
     let following = target.follow(name, &mut seen);

@@ -7,6 +7,7 @@ mod crds;
 mod exactly_once;
 mod faults;
 mod notifications;
+mod plugin;
 mod policies;
 mod rbac;
 mod recreated;
