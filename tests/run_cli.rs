@@ -70,5 +70,8 @@ fn text_logs_into_a_pipe_have_no_colour_codes() {
     let (code, stderr) = run(&["--credentials", "/nonexistent/key.json"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("ERROR"), "the error is logged: {stderr}");
-    assert!(!stderr.contains('\u{1b}'), "escape codes in a pipe: {stderr:?}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in a pipe: {stderr:?}"
+    );
 }

@@ -455,6 +455,7 @@ async fn the_interactive_checklist_ticks_at_each_keystroke_and_sends_only_when_a
             p.contains("New passcode: ••••") && p.contains("✗ at least 6 characters")
         })
         .await;
+    println!("--- the checklist after 1234 ---\n{}", pane.trim_end());
     assert!(
         pane.contains("✗ no repeating or ordered sequence"),
         "{pane}"
