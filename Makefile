@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_DIR ?= $(CURDIR)/.demo
 
-.PHONY: help deps control-plane discovery build test lint unit crds demo demo-stop bench clean
+.PHONY: help deps control-plane discovery build plugin test lint unit crds demo demo-stop bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ discovery: deps ## cache AMAPI's discovery document and a venv with Google's Pyt
 
 build: ## release build of the binary
 	$(CARGO) build --release --locked
+
+plugin: ## install the kubectl plugin (kubectl-passcode) into ~/.cargo/bin, so `kubectl passcode` works
+	$(CARGO) install --locked --path . --bin kubectl-passcode
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

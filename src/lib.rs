@@ -9,6 +9,7 @@ pub mod failpoint;
 pub mod metrics;
 pub mod notifications;
 pub mod passcode;
+pub mod plugin;
 pub mod reconcile;
 pub mod server;
 pub mod simulator;

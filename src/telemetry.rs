@@ -1,6 +1,8 @@
 //! Logging: JSON (for log pipelines) or text, with a level filter. Spans carry the resource's
 //! namespace and name; nothing anywhere carries the passcode.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -27,8 +29,10 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
     for quiet in QUIET {
         filter = filter.add_directive(quiet.parse().expect("a valid directive"));
     }
+    // Colour only on a terminal: escape codes in a file or a pipe are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Json => builder

@@ -99,3 +99,15 @@ fn bad_flags_are_usage_errors() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("invalid log level"), "{stderr}");
 }
+
+/// `--log-format text` writes colour codes only to a terminal: a pipe or a file gets plain text.
+#[test]
+fn text_logs_into_a_pipe_have_no_colour_codes() {
+    let (code, stderr) = run(&["--credentials", "/nonexistent/key.json"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("ERROR"), "the error is logged: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in a pipe: {stderr:?}"
+    );
+}

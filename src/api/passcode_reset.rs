@@ -79,6 +79,11 @@ pub struct SecretSource {
     /// The Secret (in the PasscodeReset's namespace) and the key that holds the passcode. The
     /// Secret may be created after the PasscodeReset (the reset waits for it).
     pub secret_key_ref: SecretKeySelector,
+    /// Delete the whole Secret once the reset has ended (Succeeded or Failed), so the passcode
+    /// does not stay readable in the cluster; `status.secretDeletedAt` records it. Needs `delete`
+    /// on secrets for the operator (manifests/rbac.yaml grants it). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_secret_after_finished: bool,
 }
 
 /// Selects a key of a Secret in the same namespace.
@@ -283,6 +288,10 @@ pub struct PasscodeResetStatus {
     /// When the reset reached Succeeded or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Time>,
+    /// When the operator deleted the passcode's Secret (or found it gone) after the end, as
+    /// `newPasscode.deleteSecretAfterFinished` asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_deleted_at: Option<Time>,
 }
 
 /// What a claim sets out to send: the device and the command's parameters (never the passcode).

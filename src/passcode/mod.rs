@@ -52,12 +52,14 @@
 
 mod amapi_mapping;
 mod complexity;
+mod generate;
 mod judge;
 mod requirements;
 mod secret;
 
 pub use amapi_mapping::UNKNOWN_QUALITY;
 pub use complexity::{Complexity, CredentialType, PasswordMetrics, max_length_sequence};
+pub use generate::{GenerateError, generate, is_look_alike};
 pub use judge::{Check, RULES, Verdict, judge};
 pub use requirements::{Governing, PasswordQuality, RequiredCredential, Requirements};
 pub use secret::{Passcode, PasscodeError};

@@ -8,6 +8,7 @@ mod credentials;
 mod exactly_once;
 mod faults;
 mod notifications;
+mod plugin;
 mod policies;
 mod rbac;
 mod recreated;

@@ -53,6 +53,8 @@ async fn operator_can_do_what_it_needs_and_nothing_more() {
         ("watch", G, "workprofilepasscodepolicies", None),
         ("update", G, "workprofilepasscodepolicies/status", None),
         ("get", "", "secrets", Some("any")),
+        // deleteSecretAfterFinished: by name, once the reset is final.
+        ("delete", "", "secrets", Some("any")),
         ("create", "events.k8s.io", "events", Some("any")),
         ("patch", "events.k8s.io", "events", Some("any")),
         (
@@ -91,7 +93,8 @@ async fn operator_can_do_what_it_needs_and_nothing_more() {
         ("watch", "", "secrets", Some("any")),
         ("create", "", "secrets", Some("any")),
         ("update", "", "secrets", Some("any")),
-        ("delete", "", "secrets", Some("any")),
+        ("patch", "", "secrets", Some("any")),
+        ("deletecollection", "", "secrets", Some("any")),
         ("get", "", "configmaps", Some("any")),
         ("create", "", "configmaps", Some("any")),
         ("list", "", "configmaps", Some(OPERATOR_NAMESPACE)),

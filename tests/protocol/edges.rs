@@ -231,6 +231,21 @@ impl Cluster for SimCluster {
         }
     }
 
+    async fn delete_secret(&self, namespace: &str, name: &str) -> Result<(), String> {
+        let answer = {
+            let mut w = self.world.lock().unwrap();
+            if w.fault(|f| f.refused) {
+                Err("the API server timed out".to_owned())
+            } else {
+                w.secrets.remove(&format!("{namespace}/{name}"));
+                w.trace.push(format!("delete secret {namespace}/{name}"));
+                Ok(())
+            }
+        };
+        yield_now().await;
+        answer
+    }
+
     async fn record(&self, reset: &PasscodeReset, claimed_at: &str) -> Recorded {
         let answer = {
             let mut w = self.world.lock().unwrap();

@@ -81,6 +81,9 @@ impl Cluster for LoseClaimAnswer {
     async fn read_secret(&self, ns: &str, n: &str, k: &str) -> SecretRead {
         self.inner.read_secret(ns, n, k).await
     }
+    async fn delete_secret(&self, ns: &str, n: &str) -> Result<(), String> {
+        self.inner.delete_secret(ns, n).await
+    }
     async fn record(&self, r: &PasscodeReset, at: &str) -> Recorded {
         self.inner.record(r, at).await
     }
@@ -268,4 +271,72 @@ fn deleting_a_claim_in_doubt_keeps_looking_before_letting_go() {
             "claimed 2 s ago, command not listed ({listing:?}): the finalizer goes, the device is free"
         );
     }
+}
+
+/// `deleteSecretAfterFinished`: the Secret goes only once the reset is final, after its one
+/// command, and the deletion is recorded; a failed deletion is tried again (faults are off here,
+/// so the first attempt works).
+#[test]
+fn a_secret_asked_to_be_deleted_goes_only_after_the_end() {
+    let (world, k) = world_with_one_reset();
+    {
+        let mut w = world.lock().unwrap();
+        let r = w.resets.get_mut(&k).unwrap();
+        r.spec
+            .new_passcode
+            .as_mut()
+            .unwrap()
+            .delete_secret_after_finished = true;
+    }
+    let cache: Cache = Default::default();
+    let cluster = SimCluster {
+        world: world.clone(),
+        cache: cache.clone(),
+    };
+    let process = Process::default();
+    let secret = format!("helpdesk/{SECRET}");
+    for _ in 0..40 {
+        let obj = {
+            let w = world.lock().unwrap();
+            let mut c = cache.lock().unwrap();
+            c.clear();
+            for (kk, o) in &w.resets {
+                c.insert(kk.clone(), Arc::new(o.clone()));
+            }
+            c.get(&k).cloned()
+        };
+        let Some(obj) = obj else { break };
+        block_on(reconcile(&world, &cluster, &process, obj)).unwrap();
+        let mut w = world.lock().unwrap();
+        let r = w.resets.get(&k).unwrap();
+        assert!(
+            w.secrets.contains_key(&secret) || r.phase().is_terminal(),
+            "the Secret was deleted before the reset ended: {:?}",
+            r.status
+        );
+        if r.status
+            .as_ref()
+            .is_some_and(|s| s.secret_deleted_at.is_some())
+        {
+            break;
+        }
+        if !w.ops.is_empty() {
+            w.devices.insert("enterprises/LC01/devices/d1".into(), true);
+            w.device_acts();
+        }
+        w.advance(std::time::Duration::from_secs(5));
+    }
+    let w = world.lock().unwrap();
+    let status = w.resets.get(&k).unwrap().status.clone().unwrap();
+    assert_eq!(
+        status.reason,
+        Some(passcode_operator::api::Reason::PasscodeReset)
+    );
+    assert!(status.secret_deleted_at.is_some(), "{status:?}");
+    assert!(
+        !w.secrets.contains_key(&secret),
+        "the Secret is still there"
+    );
+    assert_eq!(w.ops.len(), 1, "one command");
+    assert!(w.trace.iter().any(|t| t.starts_with("delete secret")));
 }

@@ -14,10 +14,10 @@ use kube::ResourceExt;
 use kube::runtime::watcher::Event;
 
 use crate::api::PasscodeReset;
-use crate::reconcile::reset::decide::FINALIZER;
+use crate::reconcile::reset::decide::{FINALIZER, secret_to_delete};
 
-/// Finished, any spec edit already noted, no in-flight finalizer, not being deleted: nothing more
-/// will be done with it (`decide` is tested to do nothing for such a reset).
+/// Finished, any spec edit already noted, no in-flight finalizer, not being deleted, no Secret
+/// left to delete: nothing more will be done with it (`decide` is tested to do nothing for such a reset).
 pub fn settled(r: &PasscodeReset) -> bool {
     let Some(status) = &r.status else {
         return false;
@@ -26,6 +26,7 @@ pub fn settled(r: &PasscodeReset) -> bool {
         && status.observed_generation == r.metadata.generation
         && r.metadata.deletion_timestamp.is_none()
         && !r.finalizers().iter().any(|f| f == FINALIZER)
+        && secret_to_delete(r).is_none()
 }
 
 /// Per device, the operations recorded by its most recently issued settled resets. Recovery only

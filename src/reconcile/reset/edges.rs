@@ -59,6 +59,12 @@ pub trait Cluster: Send + Sync {
         name: &str,
         key: &str,
     ) -> impl Future<Output = SecretRead> + Send;
+    /// Deletes a Secret by name (gone already counts as deleted); why not, otherwise.
+    fn delete_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
     /// Adds the reset's run to the record of its name, or finds it (or its twin) there.
     fn record(
         &self,
@@ -235,6 +241,19 @@ impl Cluster for KubeCluster {
             }
             Err(kube::Error::Api(s)) if s.is_forbidden() => SecretRead::Denied(s.message.clone()),
             Err(e) => SecretRead::Unavailable(e.to_string()),
+        }
+    }
+
+    async fn delete_secret(&self, namespace: &str, name: &str) -> Result<(), String> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+            Err(kube::Error::Api(s)) if s.is_forbidden() => Err(format!(
+                "{} (the operator needs delete on secrets for deleteSecretAfterFinished)",
+                s.message
+            )),
+            Err(e) => Err(describe(&e)),
         }
     }
 

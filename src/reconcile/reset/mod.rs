@@ -169,10 +169,12 @@ pub async fn run<C: Cluster, A: Amapi>(
                     cluster.forget(&current).await;
                 }
                 transitioned(shell, &current, &mut last).await;
-                // A final status may leave a finalizer to drop: decide once more now, since the
-                // operator's own writes do not trigger a reconcile.
+                // A final status may leave a finalizer to drop or a Secret to delete: decide once
+                // more now, since the operator's own writes do not trigger a reconcile.
                 if current.phase().is_terminal()
-                    && current.finalizers().iter().any(|f| f == FINALIZER)
+                    && (current.finalizers().iter().any(|f| f == FINALIZER)
+                        || (decide::secret_to_delete(&current).is_some()
+                            && inputs.secret_deleted.is_none()))
                 {
                     continue;
                 }
@@ -347,6 +349,10 @@ pub async fn run<C: Cluster, A: Amapi>(
             Effect::ListOperations(device) => {
                 inputs.operations =
                     Some(read(amapi.list_operations(&device).await, Reading::Other));
+            }
+            Effect::DeleteSecret(name) => {
+                let namespace = current.namespace().unwrap_or_default();
+                inputs.secret_deleted = Some(cluster.delete_secret(&namespace, &name).await);
             }
             Effect::CancelOperation(name) => {
                 if let Err(e) = amapi.cancel_operation(&name).await {

@@ -18,6 +18,7 @@ mod delete;
 mod follow;
 mod prepare;
 mod recover;
+mod secret_lifetime;
 
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ use crate::reconcile::reset::record::Recorded;
 
 pub use crate::reconcile::Config;
 pub use recover::{claim_fingerprint, claimed_command, fingerprint_nanos};
+pub use secret_lifetime::secret_to_delete;
 
 /// The finalizer present only while a command may be in flight, so deleting the reset cancels it.
 pub const FINALIZER: &str = "amapi.passcode-operator.io/cancel-in-flight";
@@ -111,6 +113,8 @@ pub struct Inputs {
     /// A follow-up poll was not made: the AMAPI rate is taken by fresh work or the follow-up
     /// budget is spent.
     pub poll_deferred: bool,
+    /// The finished reset's Secret was deleted (or found gone), or why not.
+    pub secret_deleted: Option<Result<(), String>>,
 }
 
 /// Everything one decision may look at.
@@ -152,6 +156,8 @@ pub enum Effect {
     /// List the operations of this device.
     ListOperations(String),
     CancelOperation(String),
+    /// Delete the passcode's Secret (in the reset's namespace): the reset is final and asked for it.
+    DeleteSecret(String),
 }
 
 /// The RESET_PASSWORD command a claim stands for.
@@ -217,7 +223,7 @@ pub fn decide(o: &Observed) -> Decision {
                 ..Default::default()
             };
         }
-        return Decision::default();
+        return secret_lifetime::after_finished(o, &status).unwrap_or_default();
     }
 
     if claimed {

@@ -146,11 +146,14 @@ proptest! {
         deleted in any::<bool>(),
         may_send in any::<bool>(),
         with_secret in any::<bool>(),
+        (delete_after, secret_deleted) in (any::<bool>(), any::<bool>()),
     ) {
         let mut r = with_status(issued(with_passcode(), OP), |s| {
             s.phase = reason.map(|r| r.phase());
             s.reason = reason;
+            if secret_deleted { s.secret_deleted_at = s.completed_at.clone().or(s.issued_at.clone()); }
         });
+        r.spec.new_passcode.as_mut().unwrap().delete_secret_after_finished = delete_after;
         r.metadata.generation = Some(generation);
         if !finalizer { r.metadata.finalizers = None; }
         if deleted { r = deleting(r); }
@@ -161,7 +164,7 @@ proptest! {
         if super::super::cached::settled(&r) {
             prop_assert!(d.status.is_none() && d.effect.is_none() && d.requeue.is_none(), "{:?}", d);
         } else {
-            prop_assert!(!reason.is_some_and(|r| r.phase().is_terminal()) || generation != 1 || finalizer || deleted);
+            prop_assert!(!reason.is_some_and(|r| r.phase().is_terminal()) || generation != 1 || finalizer || deleted || (delete_after && !secret_deleted));
         }
     }
 
@@ -181,7 +184,7 @@ proptest! {
         dev in arb_read(device(json!({}))),
         ops in arb_listing(),
         oper in arb_operation(),
-        (cancelled, with_secret, forgotten, in_process) in (any::<bool>(), proptest::bool::weighted(0.75), any::<bool>(), proptest::bool::weighted(0.2)),
+        (cancelled, with_secret, forgotten, in_process, delete_after) in (any::<bool>(), proptest::bool::weighted(0.75), any::<bool>(), proptest::bool::weighted(0.2), any::<bool>()),
         record in arb_record(),
         age in 0i64..1500,
     ) {
@@ -211,6 +214,9 @@ proptest! {
         }
         if finalizer { r = finalized(r); }
         if deleted { r = deleting(r); }
+        if let Some(source) = r.spec.new_passcode.as_mut() {
+            source.delete_secret_after_finished = delete_after;
+        }
         let before = r.status.clone().unwrap();
         let mut case = Case::new(r.clone()).since_claim(age);
         case.inputs.device = dev;
@@ -265,10 +271,15 @@ proptest! {
             Some(Effect::Record | Effect::AddFinalizer | Effect::ReadSecret { .. }) => {
                 prop_assert!(!claimed && !deleted && !terminal);
             }
+            Some(Effect::DeleteSecret(name)) => {
+                // Only once the outcome is known, and only the Secret the reset was pointed at.
+                prop_assert!(terminal && !deleted && delete_after && !finalizer);
+                prop_assert_eq!(Some(name), r.spec.new_passcode.as_ref().map(|s| &s.secret_key_ref.name));
+            }
             Some(Effect::GetOperation(_) | Effect::CancelOperation(_) | Effect::RemoveFinalizer) | None => {}
         }
         if terminal && !deleted {
-            prop_assert!(matches!(d.effect, None | Some(Effect::RemoveFinalizer)), "{:?}", d.effect);
+            prop_assert!(matches!(d.effect, None | Some(Effect::RemoveFinalizer | Effect::DeleteSecret(_))), "{:?}", d.effect);
         }
         if claimed && let Some(s) = &d.status && d.effect != Some(Effect::Release) {
             // A claim stays as written until it is released.

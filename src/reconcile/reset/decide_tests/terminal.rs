@@ -1,4 +1,5 @@
-//! A reset that ended: nothing more, except dropping the finalizer and noting a late spec edit.
+//! A reset that ended: nothing more, except dropping the finalizer, noting a late spec edit and
+//! deleting the Secret when the spec asks for it.
 
 use super::*;
 
@@ -53,4 +54,96 @@ fn spec_edits_after_the_end_are_noted_not_acted_on() {
     );
     assert!(s.message.unwrap().contains("change was ignored"));
     assert!(d.effect.is_none());
+}
+
+fn finished_asking_for_deletion() -> PasscodeReset {
+    let mut reset = with_status(with_passcode(), |s| {
+        s.phase = Some(Phase::Failed);
+        s.reason = Some(Reason::DeviceRejected);
+        s.message = Some("refused.".into());
+        s.observed_generation = Some(1);
+    });
+    reset
+        .spec
+        .new_passcode
+        .as_mut()
+        .unwrap()
+        .delete_secret_after_finished = true;
+    reset
+}
+
+#[test]
+fn a_finished_reset_deletes_its_secret_once_when_asked() {
+    let reset = finished_asking_for_deletion();
+    let name = reset
+        .spec
+        .new_passcode
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .name
+        .clone();
+    assert_eq!(
+        Case::new(reset.clone()).decide().effect,
+        Some(Effect::DeleteSecret(name))
+    );
+    // Deleted (or gone already): recorded, and nothing more.
+    let mut case = Case::new(reset.clone());
+    case.inputs.secret_deleted = Some(Ok(()));
+    let d = case.decide();
+    let s = d.status.unwrap();
+    assert!(s.secret_deleted_at.is_some() && d.effect.is_none());
+    assert_eq!(s.message.as_deref(), Some("refused."));
+    assert_eq!(
+        (s.phase, s.reason),
+        (Some(Phase::Failed), Some(Reason::DeviceRejected))
+    );
+    let mut done = reset.clone();
+    done.status = Some(s);
+    assert!(super::super::cached::settled(&done));
+    let d = Case::new(done).decide();
+    assert!(d.effect.is_none() && d.status.is_none(), "{d:?}");
+}
+
+#[test]
+fn a_secret_that_cannot_be_deleted_is_noted_and_tried_again() {
+    let reset = finished_asking_for_deletion();
+    let mut case = Case::new(reset.clone());
+    case.inputs.secret_deleted = Some(Err("forbidden".into()));
+    let d = case.decide();
+    let s = d.status.unwrap();
+    let message = s.message.clone().unwrap();
+    assert!(
+        message.starts_with("refused. The passcode's Secret could not be deleted yet"),
+        "{message}"
+    );
+    assert!(message.contains("forbidden"), "{message}");
+    assert!(s.secret_deleted_at.is_none() && d.requeue.is_some());
+    assert!(!super::super::cached::settled(&{
+        let mut r = reset.clone();
+        r.status = Some(s.clone());
+        r
+    }));
+    // The same failure again writes nothing new; success later removes the note.
+    let mut noted = reset.clone();
+    noted.status = Some(s);
+    let mut case = Case::new(noted.clone());
+    case.inputs.secret_deleted = Some(Err("forbidden".into()));
+    assert!(case.decide().status.is_none());
+    let mut case = Case::new(noted);
+    case.inputs.secret_deleted = Some(Ok(()));
+    assert_eq!(
+        case.decide().status.unwrap().message.as_deref(),
+        Some("refused.")
+    );
+}
+
+#[test]
+fn a_pending_reset_never_deletes_its_secret() {
+    let mut reset = finished_asking_for_deletion();
+    let status = reset.status.as_mut().unwrap();
+    status.phase = Some(Phase::Pending);
+    status.reason = Some(Reason::AwaitingDevice);
+    let d = Case::new(reset).decide();
+    assert!(!matches!(d.effect, Some(Effect::DeleteSecret(_))), "{d:?}");
 }
