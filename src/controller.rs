@@ -398,8 +398,10 @@ async fn accept_new_resets(
                 .into_iter()
                 .filter(|r| r.status.is_none() && r.metadata.deletion_timestamp.is_none())
                 .collect();
-            let still: std::collections::HashSet<&str> =
-                new.iter().filter_map(|r| r.metadata.uid.as_deref()).collect();
+            let still: std::collections::HashSet<&str> = new
+                .iter()
+                .filter_map(|r| r.metadata.uid.as_deref())
+                .collect();
             seen.retain(|uid, _| still.contains(uid.as_str()));
             let now = std::time::Instant::now();
             // Each reset once, after ACCEPT_AFTER.

@@ -74,11 +74,53 @@ pub async fn reconcile(reset: Arc<PasscodeReset>, ctx: Arc<Context>) -> Result<A
     result.map(|requeue| requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
+/// Conflicts taken within one reconcile before it gives up and requeues.
+const CONFLICT_ROUNDS: usize = 3;
+
 /// One reconcile: decide, perform the effect, decide again with the answer. Returns when to
 /// look again (`None`: on the next change).
+///
+/// A write that loses a race (a conflict: the first-status acceptor, a user's edit, another
+/// replica) starts over from a fresh read at once instead of a requeue; what AMAPI and the
+/// Secret answered is carried over while the spec is the same and no command went out, so a lost
+/// race costs a GET, not a second `devices.get` from the quota.
 pub async fn run<C: Cluster, A: Amapi>(
     reset: Arc<PasscodeReset>,
     shell: &Shell<'_, C, A>,
+) -> Result<Option<Duration>, Error> {
+    let mut current: PasscodeReset = (*reset).clone();
+    let mut carried = (None, None);
+    let mut round = 0;
+    loop {
+        round += 1;
+        let generation = current.metadata.generation;
+        let mut inputs = Inputs {
+            claim_nonce: (shell.nonce)(),
+            ..Default::default()
+        };
+        (inputs.device, inputs.secret) = carried;
+        match attempt(current.clone(), shell, &mut inputs).await {
+            Err(Error::Kube(kube::Error::Api(s))) if s.is_conflict() && round < CONFLICT_ROUNDS => {
+                match shell.cluster.get(&current).await? {
+                    Some(fresh) if fresh.uid() == current.uid() => current = fresh,
+                    _ => return Ok(None),
+                }
+                carried = if current.metadata.generation == generation && inputs.issued.is_none() {
+                    (inputs.device.take(), inputs.secret.take())
+                } else {
+                    (None, None)
+                };
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One pass of [`run`] over one view of the reset.
+async fn attempt<C: Cluster, A: Amapi>(
+    mut current: PasscodeReset,
+    shell: &Shell<'_, C, A>,
+    inputs: &mut Inputs,
 ) -> Result<Option<Duration>, Error> {
     let Shell {
         cluster,
@@ -87,11 +129,6 @@ pub async fn run<C: Cluster, A: Amapi>(
         claims,
         ..
     } = *shell;
-    let mut current: PasscodeReset = (*reset).clone();
-    let mut inputs = Inputs {
-        claim_nonce: (shell.nonce)(),
-        ..Default::default()
-    };
     // A claim this process wrote: when it has not sent for it, or the cache does not show it, a
     // fresh read tells where it stands (the cache may be behind; a write's answer may have been
     // lost). A landed, unsent claim may still be sent for, by this process only; a claim the
@@ -150,7 +187,7 @@ pub async fn run<C: Cluster, A: Amapi>(
                 config,
                 policies: &policies,
                 others: &others,
-                inputs: &inputs,
+                inputs,
             };
             decide(&observed)
         };
