@@ -273,6 +273,7 @@ impl Cluster for SimCluster {
                             record: format!("op/{name}"),
                         },
                         Match::Foreign => Recorded::Unavailable("foreign".into()),
+                        Match::Stale => Recorded::Unavailable(record::STALE_VIEW.into()),
                         Match::New | Match::OursStale => {
                             let rv = w.next_rv_u64();
                             w.records

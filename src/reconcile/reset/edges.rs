@@ -302,6 +302,7 @@ impl Cluster for KubeCluster {
                     };
                 }
                 Match::Foreign => unreachable!("runs() answered"),
+                Match::Stale => return Recorded::Unavailable(record::STALE_VIEW.to_owned()),
                 Match::New | Match::OursStale => {
                     let mut next =
                         record::record_for(reset, ns, &record::with_run(&runs, run.clone()));

@@ -24,6 +24,9 @@ pub const RECORD_LABEL: &str = "amapi.passcode-operator.io/record";
 /// The reset's namespace, for selecting the records of one namespace.
 pub const NAMESPACE_LABEL: &str = "amapi.passcode-operator.io/reset-namespace";
 
+/// Why a reconcile working from a stale view of its reset does not record it.
+pub const STALE_VIEW: &str = "the reset changed since this view of it was read (its record lists a later spec); looking again";
+
 /// Runs one record keeps. A name used for more different resets than this ends `RecordFull`
 /// rather than forget an old run (which could then run twice).
 pub const MAX_RUNS: usize = 32;
@@ -36,6 +39,10 @@ pub struct Run {
     /// The spec as JSON; `None` when it could not be read (counts as any spec: not twice).
     pub spec: Option<serde_json::Value>,
     pub claimed_at: String,
+    /// The object's `metadata.generation` the spec was read at: a reconcile working from an
+    /// older view (a stale cache) must not put its older spec back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
 }
 
 /// The answer to recording a reset before its claim.
@@ -65,6 +72,9 @@ pub enum Match {
     /// Lists this reset with an older spec (edited before its claim, possible without CEL): the
     /// run is updated, so a later twin of the edited spec is recognised.
     OursStale,
+    /// Lists this reset with another spec of the same or a later generation than the one read:
+    /// this view of the reset is stale (an old cache). Nothing is written; look again.
+    Stale,
     /// Lists an earlier object with the same spec.
     Earlier { uid: String, claimed_at: String },
     /// Lists only other specs: this is a new reset reusing the name, and is added.
@@ -89,6 +99,7 @@ pub fn run_of(reset: &PasscodeReset, claimed_at: &str) -> Run {
         uid: reset.uid().unwrap_or_default(),
         spec: serde_json::to_value(&reset.spec).ok(),
         claimed_at: claimed_at.to_owned(),
+        generation: reset.metadata.generation,
     }
 }
 
@@ -106,6 +117,7 @@ pub fn runs(cm: &ConfigMap) -> Option<Vec<Run>> {
                 uid: String::new(),
                 spec: None,
                 claimed_at: String::new(),
+                generation: None,
             }]
         }));
     }
@@ -114,6 +126,7 @@ pub fn runs(cm: &ConfigMap) -> Option<Vec<Run>> {
         uid: field("uid"),
         spec: serde_json::from_str(&field("spec")).ok(),
         claimed_at: field("claimedAt"),
+        generation: None,
     }])
 }
 
@@ -136,8 +149,16 @@ pub fn matches(runs: &[Run], reset: &PasscodeReset) -> Match {
             claimed_at: twin.claimed_at.clone(),
         };
     }
-    if mine.is_some() {
-        return Match::OursStale;
+    if let Some(mine) = mine {
+        let stale = mine
+            .generation
+            .zip(reset.metadata.generation)
+            .is_some_and(|(recorded, seen)| recorded >= seen);
+        return if stale {
+            Match::Stale
+        } else {
+            Match::OursStale
+        };
     }
     if runs.len() >= MAX_RUNS {
         Match::Full
@@ -320,6 +341,7 @@ mod tests {
             uid: "u-1".into(),
             spec: None,
             claimed_at: "t".into(),
+            generation: None,
         };
         assert!(matches!(matches(&[broken], &r), Match::Earlier { .. }));
         let mut cm = record_for(&r, "op", &[]);
@@ -333,6 +355,25 @@ mod tests {
         assert_eq!(runs(&foreign), None);
     }
 
+    /// A reconcile reading an old cache must not put the spec of an earlier generation back into
+    /// the run its object recorded since: a twin of the later spec would then run again.
+    #[test]
+    fn an_older_view_never_replaces_a_later_run() {
+        let at = |lock: bool, generation: i64| {
+            let mut r = reset("u-1", spec(lock));
+            r.metadata.generation = Some(generation);
+            r
+        };
+        let listed = vec![run_of(&at(true, 2), "t")];
+        assert_eq!(matches(&listed, &at(true, 2)), Match::Ours);
+        assert_eq!(matches(&listed, &at(false, 1)), Match::Stale);
+        assert_eq!(matches(&listed, &at(false, 3)), Match::OursStale);
+        // Runs written before generations were kept are replaced as before.
+        let mut legacy = listed.clone();
+        legacy[0].generation = None;
+        assert_eq!(matches(&legacy, &at(false, 1)), Match::OursStale);
+    }
+
     #[test]
     fn a_full_record_refuses_new_specs_but_not_its_own() {
         let listed: Vec<Run> = (0..MAX_RUNS)
@@ -340,6 +381,7 @@ mod tests {
                 uid: format!("u-{i}"),
                 spec: Some(json!({"n": i})),
                 claimed_at: "t".into(),
+                generation: None,
             })
             .collect();
         assert_eq!(matches(&listed, &reset("new", spec(true))), Match::Full);
