@@ -17,7 +17,8 @@ use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::api::{PasscodeReset, PasscodeResetStatus, Reason};
+use crate::admission::seal::{Admission, Approval, Requester};
+use crate::api::{Decision, PasscodeReset, PasscodeResetStatus, Reason, UserInfo};
 
 /// Marks the operator's records (`kubectl get configmaps -l amapi.passcode-operator.io/record`).
 pub const RECORD_LABEL: &str = "amapi.passcode-operator.io/record";
@@ -29,13 +30,19 @@ pub const NAMESPACE_LABEL: &str = "amapi.passcode-operator.io/reset-namespace";
 pub const MAX_RUNS: usize = 32;
 
 /// One object that set out to send a command under the record's name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Run {
     pub uid: String,
     /// The spec as JSON; `None` when it could not be read (counts as any spec: not twice).
     pub spec: Option<serde_json::Value>,
     pub claimed_at: String,
+    /// Who created it, as the admission webhook recorded (absent: unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<UserInfo>,
+    /// Who approved it, when its scope required approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<UserInfo>,
 }
 
 /// The answer to recording a reset before its claim.
@@ -84,11 +91,19 @@ pub fn record_name(namespace: &str, name: &str) -> String {
 
 /// The run `reset` adds, claimed at `claimed_at` (RFC 3339). Holds no passcode: the spec only
 /// names the Secret.
-pub fn run_of(reset: &PasscodeReset, claimed_at: &str) -> Run {
+pub fn run_of(reset: &PasscodeReset, claimed_at: &str, admission: &Admission) -> Run {
     Run {
         uid: reset.uid().unwrap_or_default(),
         spec: serde_json::to_value(&reset.spec).ok(),
         claimed_at: claimed_at.to_owned(),
+        requester: match &admission.requester {
+            Requester::Verified(u) => Some(u.clone()),
+            _ => None,
+        },
+        approver: match &admission.approval {
+            Approval::Decided(d) if d.decision == Decision::Approved => Some(d.approver.clone()),
+            _ => None,
+        },
     }
 }
 
@@ -106,6 +121,8 @@ pub fn runs(cm: &ConfigMap) -> Option<Vec<Run>> {
                 uid: String::new(),
                 spec: None,
                 claimed_at: String::new(),
+                requester: None,
+                approver: None,
             }]
         }));
     }
@@ -114,6 +131,8 @@ pub fn runs(cm: &ConfigMap) -> Option<Vec<Run>> {
         uid: field("uid"),
         spec: serde_json::from_str(&field("spec")).ok(),
         claimed_at: field("claimedAt"),
+        requester: None,
+        approver: None,
     }])
 }
 
@@ -252,7 +271,7 @@ mod tests {
         let cm = record_for(
             &r,
             "passcode-operator-system",
-            &[run_of(&r, "2026-11-23T10:00:00Z")],
+            &[run_of(&r, "2026-11-23T10:00:00Z", &Default::default())],
         );
         assert_eq!(
             cm.metadata.namespace.as_deref(),
@@ -290,10 +309,10 @@ mod tests {
     #[test]
     fn s1_s2_s1_does_not_run_s1_twice() {
         let s1 = reset("u-1", spec(true));
-        let mut listed = vec![run_of(&s1, "t1")];
+        let mut listed = vec![run_of(&s1, "t1", &Default::default())];
         let s2 = reset("u-2", spec(false));
         assert_eq!(matches(&listed, &s2), Match::New);
-        listed = with_run(&listed, run_of(&s2, "t2"));
+        listed = with_run(&listed, run_of(&s2, "t2", &Default::default()));
         let s1_again = reset("u-3", spec(true));
         assert_eq!(
             matches(&listed, &s1_again),
@@ -320,6 +339,7 @@ mod tests {
             uid: "u-1".into(),
             spec: None,
             claimed_at: "t".into(),
+            ..Default::default()
         };
         assert!(matches!(matches(&[broken], &r), Match::Earlier { .. }));
         let mut cm = record_for(&r, "op", &[]);
@@ -340,6 +360,7 @@ mod tests {
                 uid: format!("u-{i}"),
                 spec: Some(json!({"n": i})),
                 claimed_at: "t".into(),
+                ..Default::default()
             })
             .collect();
         assert_eq!(matches(&listed, &reset("new", spec(true))), Match::Full);
@@ -404,7 +425,7 @@ mod tests {
             for (i, s) in specs.iter().enumerate() {
                 let r = reset(&format!("u-{i}"), json!({"device": "enterprises/E/devices/d", "expiresAfter": format!("{}m", 10 + s)}));
                 if matches(&listed, &r) == Match::New {
-                    listed = with_run(&listed, run_of(&r, "t"));
+                    listed = with_run(&listed, run_of(&r, "t", &Default::default()));
                 }
             }
             let twin = reset("fresh", json!({"device": "enterprises/E/devices/d", "expiresAfter": format!("{}m", 10 + probe)}));
