@@ -26,6 +26,14 @@ use crate::repo;
 /// The namespace `manifests/` installs the operator's ServiceAccount in.
 pub const OPERATOR_NAMESPACE: &str = "passcode-operator-system";
 
+/// The namespace label a test's operator registers its webhook for.
+pub const WEBHOOK_LABEL: &str = "amapi.passcode-operator.io/webhook-test";
+
+/// The people the control plane authenticates besides the admin and the operator (user: groups):
+/// `alice`, `carol` (helpdesk-a), `bob` (helpdesk-a, approvers-a), `dave` (helpdesk-b). They
+/// have no rights until a test grants them.
+pub const PEOPLE: [&str; 4] = ["alice", "bob", "carol", "dave"];
+
 /// The directory prefix of the tests' control planes.
 const TEST_PREFIX: &str = "passcode-operator-test";
 
@@ -85,6 +93,24 @@ impl ControlPlane {
             "-k",
             repo().join("manifests").to_str().unwrap(),
         ]);
+        // The shipped webhook configurations call a Service no test runs, for every namespace
+        // (failurePolicy Fail): pointed at no namespace until a test's operator registers itself
+        // for its own (`--webhook-namespace-selector`).
+        for kind in [
+            "mutatingwebhookconfiguration",
+            "validatingwebhookconfiguration",
+        ] {
+            cp.kubectl(&[
+                "patch",
+                kind,
+                "passcode-operator",
+                "--type=json",
+                "-p",
+                &format!(
+                    r#"[{{"op":"add","path":"/webhooks/0/namespaceSelector","value":{{"matchLabels":{{"{WEBHOOK_LABEL}":"none"}}}}}}]"#
+                ),
+            ]);
+        }
         // Written outside the test harness's capture, so every test log names the server it
         // used.
         use std::io::Write;
@@ -104,6 +130,11 @@ impl ControlPlane {
     /// A kubeconfig authenticated as the operator's ServiceAccount.
     pub fn operator_kubeconfig(&self) -> PathBuf {
         self.dir.join("operator.kubeconfig")
+    }
+
+    /// A client authenticated as one of [`PEOPLE`].
+    pub async fn person(&self, name: &str) -> Client {
+        client_from(&self.dir.join(format!("{name}.kubeconfig"))).await
     }
 
     /// A client with full rights (system:masters). A client lives on the runtime that created it.

@@ -35,7 +35,12 @@ pub struct OperatorOptions {
     pub lease_name: Option<String>,
     /// Pull AMAPI notifications from this subscription (on the scenario's simulator).
     pub pubsub_subscription: Option<String>,
+    /// Further flags (`--name value`).
+    pub flags: Vec<(&'static str, String)>,
 }
+
+/// The label that ties a PasscodeResetScope to one scenario's operator.
+pub const SCOPE_LABEL: &str = "amapi.passcode-operator.io/test-scenario";
 
 /// The subscription a scenario made with [`Env::notified`] publishes to.
 pub const SUBSCRIPTION: &str = "projects/sim-project/subscriptions/amapi-events";
@@ -162,7 +167,10 @@ impl Env {
             ),
             ("leader-election", options.leader_election.to_string()),
             ("operator-namespace", OPERATOR_NAMESPACE.to_owned()),
+            // Only the scenario's own PasscodeResetScopes (see [`Env::scope`]).
+            ("scope-selector", format!("{SCOPE_LABEL}={}", self.ns)),
         ];
+        flags.extend(options.flags);
         if let Some(lease) = options.lease_name {
             flags.push(("lease-name", lease));
         }
@@ -193,6 +201,21 @@ impl Env {
 
     pub fn operator_alive(&mut self) -> bool {
         self.operator.as_mut().is_some_and(Operator::alive)
+    }
+
+    /// Creates a PasscodeResetScope `name` for this scenario's operator only; `spec` is its spec.
+    pub async fn scope(&self, name: &str, spec: Value) {
+        let scope: passcode_operator::api::PasscodeResetScope = serde_json::from_value(json!({
+            "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+            "kind": "PasscodeResetScope",
+            "metadata": {"name": name, "labels": {SCOPE_LABEL: self.ns}},
+            "spec": spec,
+        }))
+        .unwrap();
+        Api::<passcode_operator::api::PasscodeResetScope>::all(self.client.clone())
+            .create(&PostParams::default(), &scope)
+            .await
+            .unwrap();
     }
 
     pub fn device(&self, id: &str) -> String {
