@@ -24,6 +24,8 @@ pub const APPROVE_VERB: &str = "approve";
 /// One admission request, as far as the answer depends on it.
 pub struct Review<'a> {
     pub operation: Operation,
+    /// The request's namespace (the object may not carry it yet on CREATE).
+    pub namespace: &'a str,
     /// `status` for the status subresource.
     pub subresource: Option<&'a str>,
     pub user: &'a UserInfo,
@@ -90,7 +92,7 @@ pub fn mutate(key: &SealKey, r: &Review, may_approve: Option<bool>) -> Answer {
     if r.subresource.is_some() {
         return Answer::Allow;
     }
-    let (namespace, name) = (field(r.object, "namespace"), field(r.object, "name"));
+    let (namespace, name) = (r.namespace, field(r.object, "name"));
     match r.operation {
         Operation::Create => {
             for k in [
@@ -122,7 +124,7 @@ fn decide(key: &SealKey, r: &Review, may_approve: Option<bool>) -> Answer {
     let Some(value) = annotation(r.object, DECISION_ANNOTATION) else {
         return Answer::Allow;
     };
-    let (namespace, name) = (field(r.object, "namespace"), field(r.object, "name"));
+    let (namespace, name) = (r.namespace, field(r.object, "name"));
     let uid = field(r.object, "uid");
     let who = &r.user.username;
     let decision = match value {
@@ -207,7 +209,7 @@ const DECISION_FRESH_SECS: i64 = 300;
 /// The validating answer. `operator` is the operator's own username, the one identity that may
 /// write the status fields that repeat the records.
 pub fn validate(key: &SealKey, r: &Review, operator: &str) -> Result<(), String> {
-    let (namespace, name) = (field(r.object, "namespace"), field(r.object, "name"));
+    let (namespace, name) = (r.namespace, field(r.object, "name"));
     match (r.operation, r.subresource, r.old) {
         (Operation::Create, None, _) => {
             let recorded = seal::requester(
@@ -337,6 +339,7 @@ mod tests {
     ) -> Review<'a> {
         Review {
             operation,
+            namespace: "ns",
             subresource: None,
             user,
             object,

@@ -177,8 +177,10 @@ async fn mutate(State(s): State<AppState>, Json(review): ReviewJson) -> ReviewJs
     };
     let user = user_of(&req);
     let (object, old) = values(&req);
+    let namespace = req.namespace.clone().unwrap_or_default();
     let r = Review {
         operation: operation(&req),
+        namespace: &namespace,
         subresource: req.sub_resource.as_deref(),
         user: &user,
         object: &object,
@@ -197,7 +199,6 @@ async fn mutate(State(s): State<AppState>, Json(review): ReviewJson) -> ReviewJs
         };
     }
     let response = AdmissionResponse::from(&req);
-    let namespace = req.namespace.clone().unwrap_or_default();
     let response = match answer {
         Answer::Allow | Answer::CheckApprove => response,
         Answer::Deny(m) => {
@@ -229,8 +230,10 @@ async fn validate(State(s): State<AppState>, Json(review): ReviewJson) -> Review
     };
     let user = user_of(&req);
     let (object, old) = values(&req);
+    let namespace = req.namespace.clone().unwrap_or_default();
     let r = Review {
         operation: operation(&req),
+        namespace: &namespace,
         subresource: req.sub_resource.as_deref(),
         user: &user,
         object: &object,
