@@ -151,6 +151,7 @@ fn operation(req: &AdmissionRequest<DynamicObject>) -> Operation {
 }
 
 /// Decodes a review, or answers that it cannot be read.
+#[allow(clippy::result_large_err)] // the answer is sent at once, never carried around
 fn request(
     review: AdmissionReview<DynamicObject>,
 ) -> Result<AdmissionRequest<DynamicObject>, ReviewJson> {
