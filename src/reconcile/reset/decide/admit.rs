@@ -146,8 +146,22 @@ pub(super) fn check_approval(
             ),
         ));
     };
+    let created = o
+        .reset
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(o.now, |t| t.0);
+    let deadline = created + jiff::SignedDuration::try_from(window).unwrap_or_default();
     let mut note = String::new();
     match &o.inputs.admission.approval {
+        // Decided after the deadline (the reset was not looked at in between): too late.
+        Approval::Decided(d) if d.decided_at.0 > deadline => {
+            note = format!(
+                " The decision by {} came after the deadline.",
+                d.approver.username
+            );
+        }
         Approval::Decided(d) if d.decision == Verdict::Denied => {
             return Err(stop(
                 Reason::Denied,
@@ -182,13 +196,6 @@ pub(super) fn check_approval(
             ),
         ));
     }
-    let created = o
-        .reset
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map_or(o.now, |t| t.0);
-    let deadline = created + jiff::SignedDuration::try_from(window).unwrap_or_default();
     let (namespace, name) = key(o.reset)
         .split_once('/')
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
