@@ -401,6 +401,18 @@ async fn controllers(
         .graceful_shutdown_on(until.clone())
         .run(reconcile::reset::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
+    // No reset is decided before the scopes are known: an empty cache would read as "no scopes"
+    // and let a reset through that a scope refuses.
+    let reset_controller = {
+        let scopes_ready = scope_store.clone();
+        let until = until.clone();
+        async move {
+            tokio::select! {
+                ready = scopes_ready.wait_until_ready() => if ready.is_ok() { reset_controller.await },
+                _ = until => {}
+            }
+        }
+    };
     let policy_controller = Controller::for_stream(policy_events, policy_store.clone())
         .with_config(controller_config)
         .graceful_shutdown_on(until.clone())

@@ -19,12 +19,9 @@ use passcode_operator::api::{Decision, PasscodeReset, Reason};
 use passcode_operator::reconcile::reset::record;
 use serde_json::json;
 
-use testkit::cluster::{OPERATOR_NAMESPACE, WEBHOOK_LABEL, control_plane};
+use testkit::cluster::{OPERATOR_NAMESPACE, WEBHOOK_LABEL, WEBHOOK_TURN as WEBHOOK, control_plane};
 use testkit::process::free_port;
 use testkit::scenario::{Env, OperatorOptions};
-
-/// Held by a scenario whose operator registers the webhook.
-static WEBHOOK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const POLICIES: &str = "      - id: team-a\n      - id: team-b\n";
 const DEVICES: &str = "      - {id: p1, managementMode: PROFILE_OWNER, apiLevel: 34, policy: team-a, syncDelay: 100ms}\n      - {id: p2, managementMode: PROFILE_OWNER, apiLevel: 34, policy: team-a, syncDelay: 100ms}\n      - {id: p3, managementMode: PROFILE_OWNER, apiLevel: 34, policy: team-a, syncDelay: 100ms}\n      - {id: pb, managementMode: PROFILE_OWNER, apiLevel: 34, policy: team-b, syncDelay: 100ms}\n";

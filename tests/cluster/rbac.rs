@@ -322,8 +322,11 @@ async fn operator_reads_a_named_secret_but_cannot_list_secrets() {
     }
 }
 
-#[test]
-fn manifests_pass_server_side_dry_run() {
+#[tokio::test]
+async fn manifests_pass_server_side_dry_run() {
+    // Another test's operator may have pointed the webhook configurations at its URL.
+    let _turn = testkit::cluster::WEBHOOK_TURN.lock().await;
+    control_plane().neutral_webhooks();
     let out = control_plane().kubectl(&[
         "apply",
         "--dry-run=server",
