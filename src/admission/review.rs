@@ -608,6 +608,23 @@ mod tests {
         assert!(err.contains("no requester recorded"), "{err}");
     }
 
+    /// Review finding: a denial is final. An edit of the spec (possible without CEL) makes the
+    /// denial stale, and then a second approver's approval replaces it: the denial disappears
+    /// from the record and the reset runs. The operator may not have acted on the denial yet
+    /// (a queued reconcile, a leader change).
+    #[test]
+    fn review_a_denial_is_not_overturned_by_editing_the_spec() {
+        let key = SealKey::new(b"k");
+        let denied = decide_as(&key, &created(&key), &user("bob"), "deny", true).unwrap();
+        let mut edited = denied.clone();
+        edited["spec"]["lockNow"] = json!(true);
+        let overturned = decide_as(&key, &edited, &user("carol"), "approve", true);
+        assert!(
+            overturned.is_err(),
+            "bob's denial was replaced by carol's approval after a spec edit"
+        );
+    }
+
     #[test]
     fn an_approval_of_an_earlier_spec_can_be_replaced() {
         let key = SealKey::new(b"k");

@@ -199,6 +199,20 @@ fn approval_waits_then_passes_or_ends() {
     assert_eq!(reason(&unknown.decide()), Some(Reason::RequesterUnknown));
 }
 
+/// Review finding: a denial of an earlier spec still ends the reset (it is not a request to
+/// decide again); today a stale denial reads as "no decision" and the reset waits for a new
+/// approval, which a second approver may give.
+#[test]
+fn review_a_stale_denial_still_ends_the_reset() {
+    let mut case = by_alice(Case::new(clearing())).active();
+    case.inputs.scopes = vec![scope(&[], Some("1h"))];
+    case.inputs.admission.approval = match decided("bob", Verdict::Denied) {
+        Approval::Decided(d) => Approval::Stale(d),
+        _ => unreachable!(),
+    };
+    assert_eq!(reason(&case.decide()), Some(Reason::Denied));
+}
+
 #[test]
 fn a_reset_awaiting_approval_takes_no_turn() {
     let waiting = other("ns/older", "2026-11-23T09:00:00Z", |s| {
