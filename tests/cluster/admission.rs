@@ -655,3 +655,35 @@ async fn scopes_allow_and_refuse_before_anything_is_sent() {
     );
     assert_eq!(strict.counter("devices.get").await, 0);
 }
+
+/// Review finding: GitOps tools apply server-side (Flux always; Argo CD with ServerSideApply).
+/// Applying the same manifest again, unchanged, must not be refused: the requester annotation
+/// the webhook added on create must not read as a field the applier owns and now removes.
+#[tokio::test]
+async fn review_applying_the_same_manifest_again_server_side_is_not_refused() {
+    let _turn = WEBHOOK.lock().await;
+    let mut env = Env::without_operator("review-ssa", POLICIES, DEVICES).await;
+    with_webhook(&mut env, "refuse").await;
+    let alice = as_person(&env, "alice").await;
+    let manifest = json!({
+        "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+        "kind": "PasscodeReset",
+        "metadata": {"name": "gitops"},
+        "spec": {"device": env.device("p1")},
+    });
+    let apply = PatchParams::apply("kustomize-controller").force();
+    let first = alice
+        .patch("gitops", &apply, &Patch::Apply(&manifest))
+        .await
+        .unwrap();
+    assert!(first.annotations().contains_key(REQUESTER_ANNOTATION));
+    env.reason_is("gitops", Reason::PasscodeCleared).await;
+    let again = alice
+        .patch("gitops", &apply, &Patch::Apply(&manifest))
+        .await;
+    assert!(
+        again.is_ok(),
+        "re-applying the unchanged manifest server-side was refused: {again:?}"
+    );
+    assert_eq!(env.commands("p1").await.len(), 1);
+}
