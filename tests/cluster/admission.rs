@@ -687,3 +687,52 @@ async fn review_applying_the_same_manifest_again_server_side_is_not_refused() {
     );
     assert_eq!(env.commands("p1").await.len(), 1);
 }
+
+/// Review finding (exactly once, reachable by anyone RBAC allows `update` on
+/// `passcoderesets/status`, e.g. a role with verbs `*`): the validating webhook now sees every
+/// status write, but guards only `requester`, `approval` and `scope`. Writing a finished reset's
+/// status back to empty makes the operator claim and send again (its record says the run is
+/// its own). The webhook could keep the whole status the operator's.
+#[tokio::test]
+async fn review_a_status_rewritten_by_someone_else_never_sends_twice() {
+    let _turn = WEBHOOK.lock().await;
+    let mut env = Env::without_operator("review-status", POLICIES, DEVICES).await;
+    with_webhook(&mut env, "refuse").await;
+    let alice = as_person(&env, "alice").await;
+    alice
+        .create(
+            &PostParams::default(),
+            &reset_object(&env, "once", "p1", json!({})),
+        )
+        .await
+        .unwrap();
+    env.reason_is("once", Reason::PasscodeCleared).await;
+    assert_eq!(env.commands("p1").await.len(), 1);
+
+    // Someone with status rights (not the operator) empties the status.
+    let admin = env.resets();
+    let mut wiped = admin.get("once").await.unwrap();
+    wiped.status = Some(passcode_operator::api::PasscodeResetStatus {
+        requester: wiped.status.as_ref().and_then(|s| s.requester.clone()),
+        scope: wiped.status.as_ref().and_then(|s| s.scope.clone()),
+        ..Default::default()
+    });
+    let written = admin
+        .replace_status("once", &PostParams::default(), &wiped)
+        .await;
+    // Either the webhook refuses the rewrite, or the operator must not act on it, also when
+    // it looks at the reset again (a restart, a rollout).
+    if written.is_ok() {
+        env.operator.as_mut().unwrap().kill();
+        with_webhook_again(&mut env).await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            assert_eq!(
+                env.commands("p1").await.len(),
+                1,
+                "a second command was sent after the status was rewritten"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
