@@ -736,3 +736,53 @@ async fn review_a_status_rewritten_by_someone_else_never_sends_twice() {
         }
     }
 }
+
+/// Review finding (approval bypass where the API server does not enforce the spec's CEL
+/// immutability, such as this 1.20): the approver reads the reset, the requester then points it
+/// at another device, and the approver's `kubectl annotate` (a patch without resourceVersion)
+/// approves the spec as it is at that moment, which the approver never saw. The decision should
+/// name what was approved (the generation, or `--resource-version`).
+#[tokio::test]
+async fn review_an_approval_covers_only_the_spec_the_approver_saw() {
+    let _turn = WEBHOOK.lock().await;
+    let mut env = Env::without_operator("review-toctou", POLICIES, DEVICES).await;
+    env.scope(
+        &format!("{}-a", env.ns),
+        json!({"namespaces": [env.ns], "enterprises": [env.enterprise], "approval": {"required": true, "expiresAfter": "1h"}}),
+    )
+    .await;
+    with_webhook(&mut env, "refuse").await;
+    let (alice, bob) = (as_person(&env, "alice").await, as_person(&env, "bob").await);
+    alice
+        .create(
+            &PostParams::default(),
+            &reset_object(&env, "ticket", "p1", json!({})),
+        )
+        .await
+        .unwrap();
+    env.wait("ticket", "AwaitingApproval", |r| {
+        r.status.as_ref().and_then(|s| s.reason) == Some(Reason::AwaitingApproval)
+    })
+    .await;
+    // Bob looks: device p1, as in the ticket.
+    let seen = bob.get("ticket").await.unwrap();
+    assert_eq!(seen.spec.device, env.device("p1"));
+    // Alice points the reset at another device before Bob annotates.
+    let swap = json!({"spec": {"device": env.device("p2")}});
+    let swapped = alice
+        .patch("ticket", &PatchParams::default(), &Patch::Merge(&swap))
+        .await;
+    if swapped.is_err() {
+        return; // the spec is immutable here: no window.
+    }
+    let _ = annotate(&bob, "ticket", DECISION_ANNOTATION, "approve").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        assert_eq!(
+            env.commands("p2").await.len(),
+            0,
+            "bob approved device p1; the command went to p2"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
