@@ -131,6 +131,65 @@ pub fn due(m: &Material, hosts: &[String], now: Timestamp) -> bool {
     left < VALIDITY / 3 || m.hosts != hosts
 }
 
+/// What to do with the webhook Secret as read.
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    /// It holds usable material: serve that.
+    Keep(Material),
+    /// Write this (make or replace the Secret), then serve it. `restored`: the Secret was gone
+    /// and this is the material the replica already held (its seal key and CA), written back so
+    /// the replicas keep one key and the API server keeps trusting the CA.
+    Write { material: Material, restored: bool },
+}
+
+/// Decides from the Secret's data (`None`: no Secret) and the material this replica holds
+/// (`None` at startup). A key is only minted when neither the Secret nor the replica has one.
+pub fn next(
+    data: Option<&BTreeMap<String, ByteString>>,
+    held: Option<&Material>,
+    hosts: &[String],
+    now: Timestamp,
+) -> Result<Next, String> {
+    let current = data.and_then(from_data);
+    if let Some(m) = current.as_ref().filter(|m| !due(m, hosts, now)) {
+        return Ok(Next::Keep(m.clone()));
+    }
+    if data.is_none()
+        && let Some(held) = held
+    {
+        let material = if due(held, hosts, now) {
+            issue(hosts, now, Some(&held.ca_bundle), held.seal_key.clone())?
+        } else {
+            held.clone()
+        };
+        return Ok(Next::Write {
+            material,
+            restored: true,
+        });
+    }
+    let seal_key = match (&current, held) {
+        (Some(m), _) => m.seal_key.clone(),
+        // A Secret without a readable seal key keeps any key bytes it has, so records sealed
+        // before stay readable; else the key this replica holds.
+        (None, _) => match data
+            .and_then(|d| d.get(SEAL))
+            .map(|k| k.0.clone())
+            .filter(|k| k.len() >= 32)
+        {
+            Some(k) => k,
+            None => match held {
+                Some(h) => h.seal_key.clone(),
+                None => new_seal_key()?,
+            },
+        },
+    };
+    let previous = current.as_ref().or(held).map(|m| m.ca_bundle.as_str());
+    Ok(Next::Write {
+        material: issue(hosts, now, previous, seal_key)?,
+        restored: false,
+    })
+}
+
 /// The Secret's data.
 pub fn to_data(m: &Material) -> BTreeMap<String, ByteString> {
     let b = |s: &str| ByteString(s.as_bytes().to_vec());
@@ -244,6 +303,51 @@ mod tests {
             now() + VALIDITY * 2 / 3 + SignedDuration::from_hours(1)
         ));
         assert!(due(&m, &["b.svc".to_owned()], now()));
+    }
+
+    #[test]
+    fn a_deleted_secret_gets_back_what_the_replica_holds() {
+        let hosts = vec!["a.svc".to_owned()];
+        let held = issue(&hosts, now(), None, vec![1; 32]).unwrap();
+        // Gone: the held key and CA are written back as they are, nothing new is minted.
+        assert_eq!(
+            next(None, Some(&held), &hosts, now()).unwrap(),
+            Next::Write {
+                material: held.clone(),
+                restored: true
+            }
+        );
+        // Gone and due: a new certificate, still with the held key, the held CA still trusted.
+        let later = now() + VALIDITY;
+        let Next::Write { material, restored } = next(None, Some(&held), &hosts, later).unwrap()
+        else {
+            panic!("a new certificate is written")
+        };
+        assert!(restored);
+        assert_eq!(material.seal_key, held.seal_key);
+        assert!(material.ca_bundle.ends_with(&held.ca_bundle));
+        // Present: what it holds wins over what the replica holds.
+        let other = issue(&hosts, now(), None, vec![2; 32]).unwrap();
+        let data = to_data(&other);
+        assert_eq!(
+            next(Some(&data), Some(&held), &hosts, now()).unwrap(),
+            Next::Keep(other)
+        );
+        // Unreadable (no seal key): the replica's key, not a new one.
+        let mut broken = to_data(&held);
+        broken.remove(SEAL);
+        let Next::Write { material, restored } =
+            next(Some(&broken), Some(&held), &hosts, now()).unwrap()
+        else {
+            panic!()
+        };
+        assert!(!restored);
+        assert_eq!(material.seal_key, held.seal_key);
+        // Nothing anywhere (the first start): a new key.
+        let Next::Write { material, .. } = next(None, None, &hosts, now()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(material.seal_key.len(), 32);
     }
 
     #[test]

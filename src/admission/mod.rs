@@ -120,7 +120,7 @@ pub async fn start(
     stop: impl std::future::Future<Output = ()> + Send + Clone + 'static,
 ) -> anyhow::Result<Webhook> {
     let hosts = cfg.hosts().map_err(|e| anyhow!(e))?;
-    let material = ensure(&client, &cfg, &hosts).await?;
+    let material = ensure(&client, &cfg, &hosts, None).await?;
     let key = SealKey::new(&material.seal_key);
     let resolver = Arc::new(server::Resolver(RwLock::new(Arc::new(
         certs::certified_key(&material).map_err(|e| anyhow!(e))?,
@@ -141,11 +141,13 @@ pub async fn start(
     Ok(Webhook { key, addr, task })
 }
 
-/// Reads the webhook Secret, making or rotating its material when needed.
+/// Reads the webhook Secret, making or rotating its material when needed. `held`: the material
+/// this replica serves (none at startup), written back if the Secret is gone.
 async fn ensure(
     client: &Client,
     cfg: &WebhookConfig,
     hosts: &[String],
+    held: Option<&certs::Material>,
 ) -> anyhow::Result<certs::Material> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &cfg.operator_namespace);
     let what = || format!("Secret {}/{}", cfg.operator_namespace, cfg.secret);
@@ -153,30 +155,17 @@ async fn ensure(
     for _ in 0..5 {
         let now = jiff::Timestamp::now();
         let existing = api.get_opt(&cfg.secret).await.with_context(what)?;
-        let current = existing
+        let data = existing
             .as_ref()
-            .and_then(|s| s.data.as_ref())
-            .and_then(certs::from_data);
-        if let Some(m) = &current
-            && !certs::due(m, hosts, now)
-        {
-            return Ok(m.clone());
+            .map(|s| s.data.clone().unwrap_or_default());
+        let (next, restored) =
+            match certs::next(data.as_ref(), held, hosts, now).map_err(|e| anyhow!(e))? {
+                certs::Next::Keep(m) => return Ok(m),
+                certs::Next::Write { material, restored } => (material, restored),
+            };
+        if restored {
+            warn!(secret = %what(), "the webhook Secret is gone; writing back the seal key and CA this replica holds");
         }
-        let seal_key = match &current {
-            Some(m) => m.seal_key.clone(),
-            // A Secret without a readable seal key keeps any key bytes it has, so records
-            // sealed before stay readable.
-            None => existing
-                .as_ref()
-                .and_then(|s| s.data.as_ref())
-                .and_then(|d| d.get("seal.key"))
-                .map(|k| k.0.clone())
-                .filter(|k| k.len() >= 32)
-                .map_or_else(certs::new_seal_key, Ok)
-                .map_err(|e| anyhow!(e))?,
-        };
-        let previous = current.as_ref().map(|m| m.ca_bundle.as_str());
-        let next = certs::issue(hosts, now, previous, seal_key).map_err(|e| anyhow!(e))?;
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(cfg.secret.clone()),
@@ -201,6 +190,7 @@ async fn ensure(
             }
         };
         match written {
+            Ok(_) if restored => return Ok(next),
             Ok(_) => {
                 info!(secret = %what(), not_after = %next.not_after, "made a new webhook certificate");
                 return Ok(next);
@@ -290,7 +280,7 @@ async fn keep_fresh(
     let work = async {
         loop {
             tokio::time::sleep(cfg.check_every).await;
-            let next = match ensure(&client, &cfg, &hosts).await {
+            let next = match ensure(&client, &cfg, &hosts, Some(&material)).await {
                 Ok(m) => m,
                 Err(e) => {
                     warn!(
@@ -302,6 +292,13 @@ async fn keep_fresh(
             };
             if next == material {
                 continue;
+            }
+            if next.seal_key != material.seal_key {
+                // Records this replica seals and reads no longer match the other replicas'
+                // until it restarts (another one minted a key while the Secret was gone).
+                warn!(
+                    "the webhook Secret holds another seal key than this replica; restart every replica so they share one"
+                );
             }
             match certs::certified_key(&next) {
                 Ok(k) => {

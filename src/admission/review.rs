@@ -169,7 +169,13 @@ fn decide(key: &SealKey, r: &Review, may_approve: Option<bool>) -> Answer {
             .map(str::to_owned)
             .as_ref(),
     );
-    if let Approval::Decided(d) = recorded {
+    // A denial is final whatever the spec; an approval only for the spec it was given on.
+    let final_ = match recorded {
+        Approval::Decided(d) => Some(d),
+        Approval::Stale(d) if d.decision == Decision::Denied => Some(d),
+        _ => None,
+    };
+    if let Some(d) = final_ {
         return Answer::Deny(format!(
             "PasscodeReset {namespace}/{name} was already {} by {} at {}; a decision is final",
             decision_word(d.decision),
@@ -238,6 +244,12 @@ pub fn validate(key: &SealKey, r: &Review, operator: &str) -> Result<(), String>
             Ok(())
         }
         (Operation::Update, None, Some(old)) => {
+            // An approver approves the spec they saw: it must not change under them.
+            if r.object["spec"] != old["spec"] {
+                return Err(
+                    "the spec of a PasscodeReset cannot be changed; create a new one".into(),
+                );
+            }
             if annotation(r.object, REQUESTER_ANNOTATION) != annotation(old, REQUESTER_ANNOTATION) {
                 return Err(format!(
                     "metadata.annotations[{REQUESTER_ANNOTATION}] records who created this PasscodeReset; nobody can change or remove it"
@@ -279,18 +291,15 @@ pub fn validate(key: &SealKey, r: &Review, operator: &str) -> Result<(), String>
             }
         }
         (Operation::Update, Some("status"), Some(old)) => {
-            if r.user.username == operator {
+            // The status is the operator's record of what it sent: rewritten by anyone else,
+            // it could read as a run not yet made and be made twice.
+            if r.user.username == operator || r.object["status"] == old["status"] {
                 return Ok(());
             }
-            for f in ["requester", "approval", "scope"] {
-                if r.object["status"][f] != old["status"][f] {
-                    return Err(format!(
-                        "status.{f} is written by passcode-operator only; {} may not change it",
-                        r.user.username
-                    ));
-                }
-            }
-            Ok(())
+            Err(format!(
+                "the status of a PasscodeReset is written by passcode-operator only; {} may not change it",
+                r.user.username
+            ))
         }
         _ => Ok(()),
     }
@@ -514,14 +523,25 @@ mod tests {
             };
             assert_eq!(validate(&key, &r, OPERATOR).is_ok(), ok);
         }
-        // Other status fields stay writable by whoever RBAC allows (kubectl edit --subresource).
-        let other = json!({"metadata": {}, "status": {"phase": "Failed"}});
+        // Every other status field too (an emptied status would read as nothing sent yet),
+        // while a write that changes nothing passes.
         let admin = user("admin");
-        let r = Review {
-            subresource: Some("status"),
-            ..review(Operation::Update, &admin, &other, Some(&old))
-        };
-        assert_eq!(validate(&key, &r, OPERATOR), Ok(()));
+        for (status, ok) in [
+            (json!({"phase": "Failed"}), false),
+            (json!({}), false),
+            (json!({"phase": "Pending"}), true),
+        ] {
+            let other = json!({"metadata": {}, "status": status});
+            let r = Review {
+                subresource: Some("status"),
+                ..review(Operation::Update, &admin, &other, Some(&old))
+            };
+            let answer = validate(&key, &r, OPERATOR);
+            assert_eq!(answer.is_ok(), ok, "{answer:?}");
+            if let Err(m) = answer {
+                assert!(m.contains("written by passcode-operator only"), "{m}");
+            }
+        }
     }
 
     #[test]
@@ -623,6 +643,26 @@ mod tests {
             overturned.is_err(),
             "bob's denial was replaced by carol's approval after a spec edit"
         );
+    }
+
+    #[test]
+    fn nobody_changes_the_spec() {
+        let key = SealKey::new(b"k");
+        let stored = created(&key);
+        for who in [user("alice"), user("admin"), user(OPERATOR)] {
+            let mut edited = stored.clone();
+            edited["spec"]["device"] = json!("enterprises/E/devices/other");
+            let err = validate(
+                &key,
+                &review(Operation::Update, &who, &edited, Some(&stored)),
+                OPERATOR,
+            )
+            .unwrap_err();
+            assert!(
+                err.contains("spec of a PasscodeReset cannot be changed"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -162,7 +162,8 @@ pub(super) fn check_approval(
                 d.approver.username
             );
         }
-        Approval::Decided(d) if d.decision == Verdict::Denied => {
+        // A denial is final, also of an earlier spec: it is no request to decide again.
+        Approval::Decided(d) | Approval::Stale(d) if d.decision == Verdict::Denied => {
             return Err(stop(
                 Reason::Denied,
                 format!(
