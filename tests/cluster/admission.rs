@@ -304,7 +304,7 @@ async fn the_requester_is_recorded_and_nobody_can_forge_or_change_it() {
         "nobody can change or remove it",
     );
 
-    // status.requester is the operator's to write.
+    // The status (status.requester among it) is the operator's to write.
     let mut edited = admin.get("r1").await.unwrap();
     edited
         .status
@@ -320,7 +320,7 @@ async fn the_requester_is_recorded_and_nobody_can_forge_or_change_it() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("status.requester is written by passcode-operator only"),
+            .contains("the status of a PasscodeReset is written by passcode-operator only"),
         "{err}"
     );
     let after = admin.get("r1").await.unwrap();
