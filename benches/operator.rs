@@ -542,7 +542,11 @@ async fn ceiling_run(
                         }
                         Write::Record => {
                             use passcode_operator::reconcile::reset::record::{record_for, run_of};
-                            let run = run_of(&obj, &jiff::Timestamp::now().to_string());
+                            let run = run_of(
+                                &obj,
+                                &jiff::Timestamp::now().to_string(),
+                                &Default::default(),
+                            );
                             let record = record_for(&obj, ns, &[run]);
                             records.create(&PostParams::default(), &record).await?;
                         }

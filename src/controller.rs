@@ -20,8 +20,10 @@ use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Config, ResourceExt};
 use tracing::{error, info, warn};
 
+use crate::admission::SealKey;
+use crate::admission::seal::APPROVAL_ANNOTATION;
 use crate::amapi::{AmapiClient, ClientOptions, Credentials, PubsubClient, PubsubOptions};
-use crate::api::{PasscodeReset, WorkProfilePasscodePolicy};
+use crate::api::{PasscodeReset, PasscodeResetScope, WorkProfilePasscodePolicy};
 use crate::metrics::{AmapiMetrics, Metrics};
 use crate::reconcile::{self, Context, reset::decide};
 use crate::server::{self, Health};
@@ -54,6 +56,14 @@ pub struct RunConfig {
     pub adoption_window: Duration,
     /// Watch PasscodeResets in this namespace only (policies are cluster-wide).
     pub namespace: Option<String>,
+    /// Serve and register the admission webhook (who asked, who approved).
+    pub webhook: Option<crate::admission::WebhookConfig>,
+    /// See `reconcile::Config::unknown_requester`.
+    pub unknown_requester: reconcile::UnknownRequester,
+    /// See `reconcile::Config::require_scopes`.
+    pub require_scopes: bool,
+    /// Only PasscodeResetScopes with these labels apply (a label selector).
+    pub scope_selector: Option<String>,
 }
 
 type Stop = Shared<BoxFuture<'static, ()>>;
@@ -94,6 +104,17 @@ pub async fn run(
         );
     }
 
+    // The webhook is served by every replica, leading or not: creating and approving resets
+    // must not wait for an election. A webhook that cannot start is a startup error.
+    let seal = match &cfg.webhook {
+        Some(w) => Some(
+            crate::admission::start(client.clone(), w.clone(), stop.clone())
+                .await
+                .context("cannot start the admission webhook")?
+                .key,
+        ),
+        None => None,
+    };
     let health = Arc::new(Health::default());
     let server = tokio::spawn(server::serve(
         cfg.listen,
@@ -103,10 +124,28 @@ pub async fn run(
     ));
 
     if cfg.leader_election {
-        lead_then_run(&cfg, client, amapi, metrics, health.clone(), stop.clone()).await?;
+        lead_then_run(
+            &cfg,
+            client,
+            amapi,
+            seal,
+            metrics,
+            health.clone(),
+            stop.clone(),
+        )
+        .await?;
     } else {
         metrics.leader.set(1);
-        controllers(&cfg, client, amapi, metrics, health.clone(), stop.clone()).await;
+        controllers(
+            &cfg,
+            client,
+            amapi,
+            seal,
+            metrics,
+            health.clone(),
+            stop.clone(),
+        )
+        .await;
     }
     health.ready.store(false, Ordering::Relaxed);
     stop.await;
@@ -140,6 +179,7 @@ async fn lead_then_run(
     cfg: &RunConfig,
     client: Client,
     amapi: AmapiClient,
+    seal: Option<SealKey>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     stop: Stop,
@@ -177,6 +217,7 @@ async fn lead_then_run(
                 cfg,
                 client.clone(),
                 amapi.clone(),
+                seal.clone(),
                 metrics.clone(),
                 health.clone(),
                 until,
@@ -227,6 +268,7 @@ async fn controllers(
     cfg: &RunConfig,
     client: Client,
     amapi: AmapiClient,
+    seal: Option<SealKey>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     until: Stop,
@@ -253,7 +295,7 @@ async fn controllers(
         })
         .reflect(reset_writer)
         .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+        .predicate_filter(spec_or_decision, Default::default());
     let (policy_store, policy_writer) = reflector::store();
     let policy_events = watcher(policies, watcher::Config::default().any_semantic())
         .default_backoff()
@@ -261,6 +303,19 @@ async fn controllers(
         .reflect(policy_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
+
+    // Who may: the scopes, watched; a reset reads them when it is decided.
+    let scopes: Api<PasscodeResetScope> = Api::all(client.clone());
+    let (scope_store, scope_writer) = reflector::store();
+    let mut scope_watch = watcher::Config::default().any_semantic();
+    if let Some(selector) = &cfg.scope_selector {
+        scope_watch = scope_watch.labels(selector);
+    }
+    let scope_cache = watcher(scopes, scope_watch)
+        .default_backoff()
+        .modify(|s: &mut PasscodeResetScope| s.metadata.managed_fields = None)
+        .reflect(scope_writer)
+        .for_each(|_| async {});
 
     let reporter = Reporter {
         controller: "passcode-operator".into(),
@@ -275,6 +330,8 @@ async fn controllers(
             adoption_window: cfg.adoption_window,
             notifications: false,
             policy_resync: cfg.policy_resync,
+            unknown_requester: cfg.unknown_requester,
+            require_scopes: cfg.require_scopes,
         },
         policies: policy_store.clone(),
         events: events.clone(),
@@ -286,6 +343,8 @@ async fn controllers(
             settled_operations,
             operator_namespace: cfg.operator_namespace.clone(),
             events,
+            scopes: scope_store.clone(),
+            seal,
         },
         claims: Default::default(),
         pushed: Default::default(),
@@ -346,25 +405,43 @@ async fn controllers(
         .graceful_shutdown_on(until.clone())
         .run(reconcile::reset::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
+    // No reset is decided before the scopes are known: an empty cache would read as "no scopes"
+    // and let a reset through that a scope refuses.
+    let reset_controller = {
+        let scopes_ready = scope_store.clone();
+        let until = until.clone();
+        async move {
+            tokio::select! {
+                ready = scopes_ready.wait_until_ready() => if ready.is_ok() { reset_controller.await },
+                _ = until => {}
+            }
+        }
+    };
     let policy_controller = Controller::for_stream(policy_events, policy_store.clone())
         .with_config(controller_config)
         .graceful_shutdown_on(until.clone())
         .run(reconcile::policy::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
+    let until_scopes = until.clone();
     let ready = {
         let health = health.clone();
         async move {
-            let (a, b) = futures::join!(
+            let (a, b, c) = futures::join!(
                 reset_store.wait_until_ready(),
-                policy_store.wait_until_ready()
+                policy_store.wait_until_ready(),
+                scope_store.wait_until_ready()
             );
-            if a.is_ok() && b.is_ok() {
+            if a.is_ok() && b.is_ok() && c.is_ok() {
                 health.ready.store(true, Ordering::Relaxed);
                 info!("caches synced; reconciling");
             }
         }
     };
+    let scope_cache = async move {
+        tokio::select! { _ = scope_cache => {}, _ = until_scopes => {} }
+    };
     futures::join!(
+        scope_cache,
         reset_controller,
         policy_controller,
         ready,
@@ -441,6 +518,20 @@ async fn accept_new_resets(
         }
     };
     tokio::select! { _ = work => {}, _ = until => {} }
+}
+
+/// What triggers a reconcile of a reset: a new object, a spec change (generation), or a decision
+/// recorded on it. The operator's own status and finalizer writes do not.
+fn spec_or_decision(r: &PasscodeReset) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    r.metadata.generation.hash(&mut h);
+    r.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(APPROVAL_ANNOTATION))
+        .hash(&mut h);
+    Some(h.finish())
 }
 
 fn error_policy<K>(_: Arc<K>, error: &reconcile::Error, ctx: Arc<Context>) -> Action {

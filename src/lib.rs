@@ -1,6 +1,7 @@
 //! passcode-operator: resets Android passcodes through the Android Management API, declaratively
 //! and exactly once.
 
+pub mod admission;
 pub mod amapi;
 pub mod api;
 pub mod check;

@@ -136,6 +136,66 @@ struct RunArgs {
     /// Act on PasscodeResets in this namespace only (default: every namespace).
     #[arg(long, env = "PASSCODE_OPERATOR_NAMESPACE")]
     namespace: Option<String>,
+    /// Serve the admission webhook (HTTPS) on this address, e.g. 0.0.0.0:8443: it records who
+    /// created each reset and who approved it. Off unless given.
+    #[arg(long, env = "PASSCODE_OPERATOR_WEBHOOK_LISTEN", value_name = "ADDR")]
+    webhook_listen: Option<SocketAddr>,
+    /// Register the webhook at this https URL (the operator outside the cluster); default: the
+    /// Service named by --webhook-service in the operator's namespace, port 443.
+    #[arg(long, env = "PASSCODE_OPERATOR_WEBHOOK_URL", value_name = "URL")]
+    webhook_url: Option<String>,
+    /// The Service in front of the webhook.
+    #[arg(
+        long,
+        env = "PASSCODE_OPERATOR_WEBHOOK_SERVICE",
+        default_value = "passcode-operator-webhook"
+    )]
+    webhook_service: String,
+    /// The name of the MutatingWebhookConfiguration and the ValidatingWebhookConfiguration the
+    /// operator keeps current (caBundle, where to call).
+    #[arg(
+        long,
+        env = "PASSCODE_OPERATOR_WEBHOOK_CONFIGURATION",
+        default_value = "passcode-operator"
+    )]
+    webhook_configuration: String,
+    /// The Secret in the operator's namespace that holds the webhook certificate and seal key.
+    #[arg(
+        long,
+        env = "PASSCODE_OPERATOR_WEBHOOK_SECRET",
+        default_value = "passcode-operator-webhook"
+    )]
+    webhook_secret: String,
+    /// Restrict the webhooks to namespaces with these labels (`key=value,...`); default: as the
+    /// configurations were applied.
+    #[arg(long, env = "PASSCODE_OPERATOR_WEBHOOK_NAMESPACE_SELECTOR", value_parser = parse_labels)]
+    webhook_namespace_selector: Option<std::collections::BTreeMap<String, String>>,
+    /// The operator's ServiceAccount (in its namespace): the one identity that writes
+    /// status.requester and status.approval.
+    #[arg(
+        long,
+        env = "PASSCODE_OPERATOR_SERVICE_ACCOUNT",
+        default_value = "passcode-operator"
+    )]
+    service_account: String,
+    /// What to do with a reset whose requester the webhook did not record (created before it
+    /// was registered): refuse it (Failed/RequesterUnknown) or run it marked unknown. refuse
+    /// needs --webhook-listen.
+    #[arg(
+        long,
+        env = "PASSCODE_OPERATOR_UNKNOWN_REQUESTER",
+        value_enum,
+        default_value = "run"
+    )]
+    unknown_requester: UnknownRequesterArg,
+    /// Refuse resets that no PasscodeResetScope covers, also when there are no scopes at all
+    /// (by default, with no scopes only --enterprises applies).
+    #[arg(long, env = "PASSCODE_OPERATOR_REQUIRE_SCOPES", default_value_t = false, action = clap::ArgAction::Set)]
+    require_scopes: bool,
+    /// Only PasscodeResetScopes matching this label selector apply (several operators in one
+    /// cluster).
+    #[arg(long, env = "PASSCODE_OPERATOR_SCOPE_SELECTOR")]
+    scope_selector: Option<String>,
     /// Log format.
     #[arg(
         long,
@@ -147,6 +207,22 @@ struct RunArgs {
     /// Log level or filter, e.g. info or passcode_operator=debug.
     #[arg(long, env = "PASSCODE_OPERATOR_LOG_LEVEL", default_value = "info")]
     log_level: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UnknownRequesterArg {
+    Refuse,
+    Run,
+}
+
+fn parse_labels(text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    text.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+            _ => Err(format!("{pair:?} is not key=value")),
+        })
+        .collect()
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -277,6 +353,38 @@ fn run(args: RunArgs) -> ExitCode {
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
         format!("{}-{}", host.trim(), std::process::id())
     });
+    let unknown_requester = match args.unknown_requester {
+        UnknownRequesterArg::Refuse => passcode_operator::reconcile::UnknownRequester::Refuse,
+        UnknownRequesterArg::Run => passcode_operator::reconcile::UnknownRequester::Run,
+    };
+    if unknown_requester == passcode_operator::reconcile::UnknownRequester::Refuse
+        && args.webhook_listen.is_none()
+    {
+        eprintln!(
+            "passcode-operator run: --unknown-requester refuse needs --webhook-listen: without the webhook no requester is ever recorded, so every reset would be refused"
+        );
+        return ExitCode::from(2);
+    }
+    let webhook = args
+        .webhook_listen
+        .map(|listen| passcode_operator::admission::WebhookConfig {
+            listen,
+            endpoint: match args.webhook_url.clone().filter(|u| !u.is_empty()) {
+                Some(url) => passcode_operator::admission::Endpoint::Url(url),
+                None => passcode_operator::admission::Endpoint::Service {
+                    name: args.webhook_service.clone(),
+                },
+            },
+            configuration: args.webhook_configuration.clone(),
+            namespace_selector: args.webhook_namespace_selector.clone(),
+            secret: args.webhook_secret.clone(),
+            operator_namespace: args.operator_namespace.clone(),
+            operator_username: format!(
+                "system:serviceaccount:{}:{}",
+                args.operator_namespace, args.service_account
+            ),
+            check_every: std::time::Duration::from_secs(600),
+        });
     let config = passcode_operator::controller::RunConfig {
         kubeconfig: args.kubeconfig,
         credentials: args
@@ -308,6 +416,10 @@ fn run(args: RunArgs) -> ExitCode {
         policy_resync: args.policy_resync,
         adoption_window: args.adoption_window,
         namespace: args.namespace.filter(|n| !n.is_empty()),
+        webhook,
+        unknown_requester,
+        require_scopes: args.require_scopes,
+        scope_selector: args.scope_selector.filter(|s| !s.is_empty()),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -134,7 +134,7 @@ fn usage_and_input_errors_exit_2_with_a_clear_message() {
         (&["--output", "xml"], b"1234", "invalid value"),
         (&["--api-level", "zero"], b"1234", "invalid value"),
         (
-            &["--requirements", "manifests/service.yaml"],
+            &["--requirements", "manifests/serviceaccount.yaml"],
             b"1234",
             "not a WorkProfilePasscodePolicy",
         ),

@@ -154,6 +154,31 @@ fn amapi_policies_do_not_repeat() {
     assert!(messages(policy(req, twice).validate_cel()).contains("must not repeat"));
 }
 
+#[test]
+fn a_scope_covers_some_namespaces() {
+    let scope = |spec: Value| -> super::PasscodeResetScope {
+        serde_json::from_value(json!({
+            "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+            "kind": "PasscodeResetScope",
+            "metadata": {"name": "s"},
+            "spec": spec,
+        }))
+        .unwrap()
+    };
+    assert!(
+        scope(json!({"namespaces": ["a"], "enterprises": ["E"]}))
+            .validate_cel()
+            .is_ok()
+    );
+    assert!(
+        scope(json!({"namespaceSelector": {"matchLabels": {"t": "a"}}, "enterprises": ["E"]}))
+            .validate_cel()
+            .is_ok()
+    );
+    let none = messages(scope(json!({"enterprises": ["E"]})).validate_cel());
+    assert!(none.contains("a scope names namespaces"), "{none}");
+}
+
 /// Every rule in the generated CRDs is covered by a test above: adding a rule without a test
 /// fails here.
 #[test]
@@ -176,7 +201,7 @@ fn every_rule_is_tested() {
         .map(|crd| count(&serde_json::to_value(crd).unwrap()))
         .sum();
     assert_eq!(
-        rules, 7,
+        rules, 8,
         "a CEL rule was added or removed: test it above and update this count"
     );
 }

@@ -4,6 +4,7 @@
 pub mod conditions;
 pub mod passcode_reset;
 pub mod policy;
+pub mod scope;
 pub mod validation;
 
 #[cfg(test)]
@@ -13,22 +14,29 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use passcode_reset::{
-    ClaimedCommand, DeviceSnapshot, PasscodeReset, PasscodeResetSpec, PasscodeResetStatus, Phase,
-    Reason, RequirementCheck, SecretKeySelector, SecretSource,
+    ApprovalRecord, ClaimedCommand, Decision, DeviceSnapshot, PasscodeReset, PasscodeResetSpec,
+    PasscodeResetStatus, Phase, Reason, RequirementCheck, SecretKeySelector, SecretSource,
+    UserInfo,
 };
 pub use policy::{
     AmapiPolicyStatus, Enforcement, PolicyRequirements, RequirePasswordUnlock, UnifiedLockSettings,
     WorkProfilePasscodePolicy, WorkProfilePasscodePolicySpec, WorkProfilePasscodePolicyStatus,
 };
 
-/// API group of both kinds.
+pub use scope::{Approval, PasscodeResetScope, PasscodeResetScopeSpec};
+
+/// API group of every kind.
 pub const GROUP: &str = "amapi.passcode-operator.io";
 /// API version of both kinds.
 pub const VERSION: &str = "v1alpha1";
 
 /// Both CustomResourceDefinitions, as the API server receives them.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![PasscodeReset::crd(), WorkProfilePasscodePolicy::crd()]
+    vec![
+        PasscodeReset::crd(),
+        WorkProfilePasscodePolicy::crd(),
+        PasscodeResetScope::crd(),
+    ]
 }
 
 /// Both CRDs as one multi-document YAML stream (what `passcode-operator crds` prints and `crds/`

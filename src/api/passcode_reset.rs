@@ -150,6 +150,8 @@ macro_rules! reasons {
 reasons! {
     /// Checking the spec, the device and the passcode.
     Validating => Pending,
+    /// The reset's PasscodeResetScope requires a second person's approval; waiting for it.
+    AwaitingApproval => Pending,
     /// The referenced Secret or key does not exist yet; looking again with backoff.
     WaitingForSecret => Pending,
     /// An older reset of the same device is in flight; this one runs after it.
@@ -168,6 +170,19 @@ reasons! {
     SpecInvalid => Failed,
     /// The device's enterprise is not one this operator is configured to act on.
     EnterpriseNotAllowed => Failed,
+    /// No recorded requester (created without the admission webhook, or its record is not
+    /// sealed by this operator), and the operator is configured to refuse such resets.
+    RequesterUnknown => Failed,
+    /// No PasscodeResetScope covers the reset's namespace, and scopes are in use.
+    NoScope => Failed,
+    /// The PasscodeResetScopes covering the namespace do not allow the device's enterprise.
+    EnterpriseOutOfScope => Failed,
+    /// The PasscodeResetScopes covering the namespace do not allow the device's AMAPI policy.
+    PolicyOutOfScope => Failed,
+    /// A person with the approve right denied the reset.
+    Denied => Failed,
+    /// Nobody approved the reset within its scope's approval time.
+    ApprovalExpired => Failed,
     /// AMAPI has no such device.
     DeviceNotFound => Failed,
     /// The device is not ACTIVE (disabled, lost, provisioning, deleted).
@@ -292,6 +307,55 @@ pub struct PasscodeResetStatus {
     /// `newPasscode.deleteSecretAfterFinished` asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_deleted_at: Option<Time>,
+    /// Who created the reset, as the API server authenticated them (recorded by the operator's
+    /// admission webhook at creation; absent when unknown). Written by the operator only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<UserInfo>,
+    /// The PasscodeResetScope(s) that allowed the reset, comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub scope: Option<String>,
+    /// The second person's decision, when the scope requires approval. Written by the operator
+    /// only, from the decision the admission webhook recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRecord>,
+}
+
+/// An identity as the API server authenticated it (authentication.k8s.io UserInfo).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInfo {
+    /// The user name, such as `alice@example.com` or
+    /// `system:serviceaccount:argocd:argocd-application-controller`.
+    #[schemars(length(max = 256))]
+    pub username: String,
+    /// The user's unique id, when the authenticator gives one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 256))]
+    pub uid: String,
+    /// The groups the user was authenticated with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 256)))]
+    pub groups: Vec<String>,
+}
+
+/// Approved or Denied.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Decision {
+    Approved,
+    Denied,
+}
+
+/// A second person's decision on a reset.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRecord {
+    /// Approved or Denied.
+    pub decision: Decision,
+    /// Who decided, as the API server authenticated them.
+    pub approver: UserInfo,
+    /// When.
+    pub decided_at: Time,
 }
 
 /// What a claim sets out to send: the device and the command's parameters (never the passcode).

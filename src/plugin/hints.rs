@@ -43,6 +43,17 @@ pub fn what_to_do(reason: Reason) -> &'static str {
             "Follow the message: have the user unlock the work profile once, or choose another passcode."
         }
         Reason::PermissionDenied => "Grant the service account access to the enterprise.",
+        Reason::AwaitingApproval => {
+            "A person other than the requester, with the `approve` verb, runs `kubectl annotate pcr NAME amapi.passcode-operator.io/decision=approve` (or `=deny`)."
+        }
+        Reason::RequesterUnknown => "Create the reset again while the webhook runs.",
+        Reason::NoScope => "Ask the platform team for a scope covering the namespace.",
+        Reason::EnterpriseOutOfScope => "Check the device name, or the scope's `enterprises`.",
+        Reason::PolicyOutOfScope => {
+            "The device belongs to another team; or add the policy to the scope's `amapiPolicies`."
+        }
+        Reason::Denied => "Talk to them; create a new reset if it should happen after all.",
+        Reason::ApprovalExpired => "Create a new reset and ask for approval in time.",
         Reason::OutcomeUnknown => {
             "Check the device; if the passcode did not change, create a new PasscodeReset."
         }

@@ -18,6 +18,21 @@ pub struct Config {
     pub notifications: bool,
     /// How often Enforce policies are compared with AMAPI to correct drift.
     pub policy_resync: Duration,
+    /// What to do with a reset whose requester was not recorded by the admission webhook.
+    pub unknown_requester: UnknownRequester,
+    /// Refuse resets no PasscodeResetScope covers, also when no scope exists.
+    pub require_scopes: bool,
+}
+
+/// What to do with a reset without a recorded requester (created before the webhook was
+/// registered, or with a record the operator did not seal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UnknownRequester {
+    /// End it `Failed` / `RequesterUnknown`.
+    Refuse,
+    /// Run it; its status, Events, audit line and record say the requester is unknown.
+    #[default]
+    Run,
 }
 
 impl Default for Config {
@@ -27,6 +42,8 @@ impl Default for Config {
             adoption_window: DEFAULT_ADOPTION_WINDOW,
             notifications: false,
             policy_resync: Duration::from_secs(300),
+            unknown_requester: UnknownRequester::Run,
+            require_scopes: false,
         }
     }
 }

@@ -5,6 +5,7 @@ mod config;
 pub mod govern;
 pub mod policy;
 pub mod reset;
+pub mod scopes;
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
-pub use config::{Config, DEFAULT_ADOPTION_WINDOW};
+pub use config::{Config, DEFAULT_ADOPTION_WINDOW, UnknownRequester};
 
 use crate::amapi::AmapiClient;
 use crate::api::WorkProfilePasscodePolicy;

@@ -26,6 +26,18 @@ use crate::repo;
 /// The namespace `manifests/` installs the operator's ServiceAccount in.
 pub const OPERATOR_NAMESPACE: &str = "passcode-operator-system";
 
+/// Held by a test that registers the webhook configurations (one pair per cluster) or needs
+/// them as shipped.
+pub static WEBHOOK_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The namespace label a test's operator registers its webhook for.
+pub const WEBHOOK_LABEL: &str = "amapi.passcode-operator.io/webhook-test";
+
+/// The people the control plane authenticates besides the admin and the operator (user: groups):
+/// `alice`, `carol` (helpdesk-a), `bob` (helpdesk-a, approvers-a), `dave` (helpdesk-b). They
+/// have no rights until a test grants them.
+pub const PEOPLE: [&str; 4] = ["alice", "bob", "carol", "dave"];
+
 /// The directory prefix of the tests' control planes.
 const TEST_PREFIX: &str = "passcode-operator-test";
 
@@ -85,6 +97,7 @@ impl ControlPlane {
             "-k",
             repo().join("manifests").to_str().unwrap(),
         ]);
+        cp.neutral_webhooks();
         // Written outside the test harness's capture, so every test log names the server it
         // used.
         use std::io::Write;
@@ -147,6 +160,40 @@ impl ControlPlane {
     /// A kubeconfig authenticated as the operator's ServiceAccount.
     pub fn operator_kubeconfig(&self) -> PathBuf {
         self.dir.join("operator.kubeconfig")
+    }
+
+    /// The shipped webhook configurations call a Service no test runs, for every namespace
+    /// (failurePolicy Fail): they are put back as shipped and pointed at no namespace until a
+    /// test's operator registers itself for its own (`--webhook-url`,
+    /// `--webhook-namespace-selector`). Hold [`WEBHOOK_TURN`] around it once tests run.
+    pub fn neutral_webhooks(&self) {
+        self.kubectl(&[
+            "replace",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "-f",
+            repo().join("manifests/webhook.yaml").to_str().unwrap(),
+        ]);
+        for kind in [
+            "mutatingwebhookconfiguration",
+            "validatingwebhookconfiguration",
+        ] {
+            self.kubectl(&[
+                "patch",
+                kind,
+                "passcode-operator",
+                "--type=json",
+                "-p",
+                &format!(
+                    r#"[{{"op":"add","path":"/webhooks/0/namespaceSelector","value":{{"matchLabels":{{"{WEBHOOK_LABEL}":"none"}}}}}}]"#
+                ),
+            ]);
+        }
+    }
+
+    /// A client authenticated as one of [`PEOPLE`].
+    pub async fn person(&self, name: &str) -> Client {
+        client_from(&self.dir.join(format!("{name}.kubeconfig"))).await
     }
 
     /// A client with full rights (system:masters). A client lives on the runtime that created it.

@@ -37,6 +37,8 @@ pub struct OperatorOptions {
     pub pubsub_subscription: Option<String>,
     /// How it gets Google tokens; default: the simulator's service-account key file.
     pub credentials: GoogleCredentials,
+    /// Further flags (`--name value`).
+    pub flags: Vec<(&'static str, String)>,
 }
 
 /// How a scenario's operator gets its Google tokens.
@@ -50,6 +52,9 @@ pub enum GoogleCredentials {
     /// No file: the metadata server at this `GCE_METADATA_HOST`.
     MetadataServer(String),
 }
+
+/// The label that ties a PasscodeResetScope to one scenario's operator.
+pub const SCOPE_LABEL: &str = "amapi.passcode-operator.io/test-scenario";
 
 /// The subscription a scenario made with [`Env::notified`] publishes to.
 pub const SUBSCRIPTION: &str = "projects/sim-project/subscriptions/amapi-events";
@@ -197,7 +202,10 @@ impl Env {
             ),
             ("leader-election", options.leader_election.to_string()),
             ("operator-namespace", OPERATOR_NAMESPACE.to_owned()),
+            // Only the scenario's own PasscodeResetScopes (see [`Env::scope`]).
+            ("scope-selector", format!("{SCOPE_LABEL}={}", self.ns)),
         ];
+        flags.extend(options.flags);
         if let Some(lease) = options.lease_name {
             flags.push(("lease-name", lease));
         }
@@ -237,6 +245,21 @@ impl Env {
 
     pub fn operator_alive(&mut self) -> bool {
         self.operator.as_mut().is_some_and(Operator::alive)
+    }
+
+    /// Creates a PasscodeResetScope `name` for this scenario's operator only; `spec` is its spec.
+    pub async fn scope(&self, name: &str, spec: Value) {
+        let scope: passcode_operator::api::PasscodeResetScope = serde_json::from_value(json!({
+            "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+            "kind": "PasscodeResetScope",
+            "metadata": {"name": name, "labels": {SCOPE_LABEL: self.ns}},
+            "spec": spec,
+        }))
+        .unwrap();
+        Api::<passcode_operator::api::PasscodeResetScope>::all(self.client.clone())
+            .create(&PostParams::default(), &scope)
+            .await
+            .unwrap();
     }
 
     pub fn device(&self, id: &str) -> String {

@@ -1,6 +1,7 @@
 //! Integration tests against a real kube-apiserver, one per test binary, started by the test kit
 //! (`testkit::cluster`).
 
+mod admission;
 mod argocd;
 mod bad_inputs;
 mod crds;

@@ -12,6 +12,17 @@ use testkit::cluster::{OPERATOR_NAMESPACE, admin, control_plane, namespace, oper
 use testkit::repo;
 
 async fn can(client: &Client, verb: &str, group: &str, resource: &str, ns: Option<&str>) -> bool {
+    can_named(client, verb, group, resource, ns, None).await
+}
+
+async fn can_named(
+    client: &Client,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> bool {
     let (resource, subresource) = match resource.split_once('/') {
         Some((r, s)) => (r, Some(s.to_owned())),
         None => (resource, None),
@@ -24,6 +35,7 @@ async fn can(client: &Client, verb: &str, group: &str, resource: &str, ns: Optio
                 resource: Some(resource.into()),
                 subresource,
                 namespace: ns.map(Into::into),
+                name: name.map(Into::into),
                 ..Default::default()
             }),
             ..Default::default()
@@ -80,6 +92,20 @@ async fn operator_can_do_what_it_needs_and_nothing_more() {
         ("create", "", "configmaps", Some(OPERATOR_NAMESPACE)),
         ("update", "", "configmaps", Some(OPERATOR_NAMESPACE)),
         ("delete", "", "configmaps", Some(OPERATOR_NAMESPACE)),
+        // Who may: the scopes and the namespaces' labels.
+        ("get", G, "passcoderesetscopes", None),
+        ("list", G, "passcoderesetscopes", None),
+        ("watch", G, "passcoderesetscopes", None),
+        ("get", "", "namespaces", None),
+        // Who approved: the access review of the person approving.
+        (
+            "create",
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            None,
+        ),
+        // The webhook Secret (created once, then updated by name).
+        ("create", "", "secrets", Some(OPERATOR_NAMESPACE)),
     ];
     for (verb, group, resource, ns) in needed {
         assert!(
@@ -122,6 +148,32 @@ async fn operator_can_do_what_it_needs_and_nothing_more() {
             Some(OPERATOR_NAMESPACE),
         ),
         ("create", "", "events", Some("any")),
+        // Scopes are the platform team's: the operator only reads them.
+        ("create", G, "passcoderesetscopes", None),
+        ("update", G, "passcoderesetscopes", None),
+        ("delete", G, "passcoderesetscopes", None),
+        ("list", "", "namespaces", None),
+        ("update", "", "namespaces", None),
+        // Webhook configurations: none created, none but its own touched.
+        (
+            "create",
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            None,
+        ),
+        (
+            "create",
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            None,
+        ),
+        (
+            "list",
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            None,
+        ),
+        ("update", "", "secrets", Some(OPERATOR_NAMESPACE)),
         (
             "create",
             "apiextensions.k8s.io",
@@ -139,6 +191,112 @@ async fn operator_can_do_what_it_needs_and_nothing_more() {
         assert!(
             !can(&client, verb, group, resource, ns).await,
             "operator may {verb} {resource} in {ns:?}"
+        );
+    }
+    // By name only: its own webhook configurations and its own webhook Secret.
+    const A: &str = "admissionregistration.k8s.io";
+    for (verb, group, resource, ns, name, allowed) in [
+        (
+            "get",
+            A,
+            "mutatingwebhookconfigurations",
+            None,
+            "passcode-operator",
+            true,
+        ),
+        (
+            "update",
+            A,
+            "mutatingwebhookconfigurations",
+            None,
+            "passcode-operator",
+            true,
+        ),
+        (
+            "get",
+            A,
+            "validatingwebhookconfigurations",
+            None,
+            "passcode-operator",
+            true,
+        ),
+        (
+            "update",
+            A,
+            "validatingwebhookconfigurations",
+            None,
+            "passcode-operator",
+            true,
+        ),
+        (
+            "update",
+            A,
+            "mutatingwebhookconfigurations",
+            None,
+            "someone-else",
+            false,
+        ),
+        (
+            "update",
+            A,
+            "validatingwebhookconfigurations",
+            None,
+            "someone-else",
+            false,
+        ),
+        (
+            "delete",
+            A,
+            "mutatingwebhookconfigurations",
+            None,
+            "passcode-operator",
+            false,
+        ),
+        (
+            "patch",
+            A,
+            "validatingwebhookconfigurations",
+            None,
+            "passcode-operator",
+            false,
+        ),
+        (
+            "update",
+            "",
+            "secrets",
+            Some(OPERATOR_NAMESPACE),
+            "passcode-operator-webhook",
+            true,
+        ),
+        (
+            "update",
+            "",
+            "secrets",
+            Some(OPERATOR_NAMESPACE),
+            "amapi-credentials",
+            false,
+        ),
+        (
+            "update",
+            "",
+            "secrets",
+            Some("any"),
+            "passcode-operator-webhook",
+            false,
+        ),
+        (
+            "delete",
+            "",
+            "secrets",
+            Some(OPERATOR_NAMESPACE),
+            "passcode-operator-webhook",
+            false,
+        ),
+    ] {
+        assert_eq!(
+            can_named(&client, verb, group, resource, ns, Some(name)).await,
+            allowed,
+            "operator {verb} {resource}/{name} in {ns:?}"
         );
     }
 }
@@ -167,8 +325,11 @@ async fn operator_reads_a_named_secret_but_cannot_list_secrets() {
     }
 }
 
-#[test]
-fn manifests_pass_server_side_dry_run() {
+#[tokio::test]
+async fn manifests_pass_server_side_dry_run() {
+    // Another test's operator may have pointed the webhook configurations at its URL.
+    let _turn = testkit::cluster::WEBHOOK_TURN.lock().await;
+    control_plane().neutral_webhooks();
     let out = control_plane().kubectl(&[
         "apply",
         "--dry-run=server",
@@ -183,6 +344,10 @@ fn manifests_pass_server_side_dry_run() {
         "clusterrole.rbac.authorization.k8s.io/passcode-operator",
         "deployment.apps/passcode-operator",
         "service/passcode-operator-metrics",
+        "service/passcode-operator-webhook",
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/passcode-operator",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/passcode-operator",
+        "customresourcedefinition.apiextensions.k8s.io/passcoderesetscopes.amapi.passcode-operator.io",
     ] {
         assert!(out.contains(kind), "{kind} missing from:\n{out}");
     }

@@ -12,17 +12,20 @@ use std::time::Duration;
 use jiff::Timestamp;
 use kube::core::Status;
 use kube::runtime::events::Event;
+use passcode_operator::admission::Admission;
 use passcode_operator::amapi::AmapiError;
 use passcode_operator::amapi::model::{
     Command, Device, Operation, google_duration_nanos, parse_google_duration_nanos,
 };
-use passcode_operator::api::{PasscodeReset, PasscodeResetStatus, WorkProfilePasscodePolicy};
+use passcode_operator::api::{
+    PasscodeReset, PasscodeResetScope, PasscodeResetStatus, WorkProfilePasscodePolicy,
+};
 use passcode_operator::metrics::Metrics;
 use passcode_operator::passcode::Passcode;
 use passcode_operator::reconcile::Error;
 use passcode_operator::reconcile::reset::claims::Claims;
 use passcode_operator::reconcile::reset::decide::Config;
-use passcode_operator::reconcile::reset::decide::{FINALIZER, SecretRead};
+use passcode_operator::reconcile::reset::decide::{FINALIZER, Read, SecretRead};
 use passcode_operator::reconcile::reset::edges::{Amapi, Cluster, on_device};
 use passcode_operator::reconcile::reset::pushed::Pushed;
 use passcode_operator::reconcile::reset::record::{self, Match, Recorded};
@@ -149,6 +152,20 @@ impl Cluster for SimCluster {
         Vec::new()
     }
 
+    // Scopes and approval are gates before the claim, tested in the decision's own tests; the
+    // model runs every reset unscoped and without the webhook.
+    fn scopes(&self) -> Vec<Arc<PasscodeResetScope>> {
+        Vec::new()
+    }
+
+    fn admission(&self, _: &PasscodeReset) -> Admission {
+        Admission::default()
+    }
+
+    async fn namespace_labels(&self, _: &str) -> Read<BTreeMap<String, String>> {
+        Read::Found(BTreeMap::new())
+    }
+
     fn others(&self, reset: &PasscodeReset) -> Vec<Arc<PasscodeReset>> {
         let me = key(reset);
         self.cache
@@ -254,7 +271,7 @@ impl Cluster for SimCluster {
             if w.fault(|f| f.refused) {
                 Recorded::Unavailable("the API server timed out".into())
             } else {
-                let run = record::run_of(reset, claimed_at);
+                let run = record::run_of(reset, claimed_at, &Admission::default());
                 let lose = w.fault(|f| f.lost_answer);
                 let answer = match w.records.get(&name).cloned() {
                     None => {

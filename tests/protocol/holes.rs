@@ -48,6 +48,19 @@ impl Cluster for LoseClaimAnswer {
     fn policies(&self) -> Vec<Arc<WorkProfilePasscodePolicy>> {
         self.inner.policies()
     }
+    fn scopes(&self) -> Vec<Arc<passcode_operator::api::PasscodeResetScope>> {
+        self.inner.scopes()
+    }
+    fn admission(&self, r: &PasscodeReset) -> passcode_operator::admission::Admission {
+        self.inner.admission(r)
+    }
+    async fn namespace_labels(
+        &self,
+        ns: &str,
+    ) -> passcode_operator::reconcile::reset::decide::Read<std::collections::BTreeMap<String, String>>
+    {
+        self.inner.namespace_labels(ns).await
+    }
     fn others(&self, r: &PasscodeReset) -> Vec<Arc<PasscodeReset>> {
         self.inner.others(r)
     }

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
 
+use crate::admission::seal::{APPROVAL_ANNOTATION, REQUESTER_ANNOTATION};
 use crate::api::PasscodeReset;
 use crate::reconcile::reset::decide::{FINALIZER, secret_to_delete};
 
@@ -94,10 +95,16 @@ pub fn for_cache(
 }
 
 /// managedFields were most of a decoded object, and kubectl's last-applied-configuration
-/// annotation repeats the whole spec; neither is read here.
+/// annotation repeats the whole spec; neither is read here. Only the admission records (who
+/// asked, who decided) are kept of the annotations.
 fn slim(mut r: PasscodeReset) -> PasscodeReset {
     r.metadata.managed_fields = None;
-    r.metadata.annotations = None;
+    if let Some(a) = r.metadata.annotations.as_mut() {
+        a.retain(|k, _| k == REQUESTER_ANNOTATION || k == APPROVAL_ANNOTATION);
+        if a.is_empty() {
+            r.metadata.annotations = None;
+        }
+    }
     r
 }
 

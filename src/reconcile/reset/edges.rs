@@ -15,11 +15,15 @@ use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 
 use super::cached::SettledOperations;
+use super::decide::Read;
 use super::decide::{FINALIZER, SecretRead};
 use super::record::{self, Match, Recorded};
+use crate::admission::seal::{self, Admission, SealKey};
 use crate::amapi::model::{Command, Device, Operation};
 use crate::amapi::{AmapiClient, AmapiError};
-use crate::api::{PasscodeReset, PasscodeResetStatus, WorkProfilePasscodePolicy};
+use crate::api::{
+    PasscodeReset, PasscodeResetScope, PasscodeResetStatus, WorkProfilePasscodePolicy,
+};
 use crate::passcode::Passcode;
 use crate::reconcile::Error;
 
@@ -29,6 +33,15 @@ pub trait Cluster: Send + Sync {
     fn now(&self) -> Timestamp;
     /// Every WorkProfilePasscodePolicy (cached).
     fn policies(&self) -> Vec<Arc<WorkProfilePasscodePolicy>>;
+    /// Every PasscodeResetScope that applies to this operator (cached).
+    fn scopes(&self) -> Vec<Arc<PasscodeResetScope>>;
+    /// The reset's admission records, their seals checked (see `admission::seal`).
+    fn admission(&self, reset: &PasscodeReset) -> Admission;
+    /// The labels of a namespace (a direct GET).
+    fn namespace_labels(
+        &self,
+        namespace: &str,
+    ) -> impl Future<Output = Read<std::collections::BTreeMap<String, String>>> + Send;
     /// The other resets of `reset`'s device, by spec or by claim (cached, so possibly behind).
     fn others(&self, reset: &PasscodeReset) -> Vec<Arc<PasscodeReset>>;
     /// The cached copy of a reset, by uid, if the cache holds it.
@@ -143,6 +156,9 @@ pub struct KubeCluster {
     /// Where the records of resets are kept (see `record`).
     pub operator_namespace: String,
     pub events: Recorder,
+    pub scopes: Store<PasscodeResetScope>,
+    /// The admission webhook's seal key; without the webhook no requester is ever known.
+    pub seal: Option<SealKey>,
 }
 
 impl KubeCluster {
@@ -158,6 +174,30 @@ impl Cluster for KubeCluster {
 
     fn policies(&self) -> Vec<Arc<WorkProfilePasscodePolicy>> {
         self.policies.state()
+    }
+
+    fn scopes(&self) -> Vec<Arc<PasscodeResetScope>> {
+        self.scopes.state()
+    }
+
+    fn admission(&self, reset: &PasscodeReset) -> Admission {
+        self.seal
+            .as_ref()
+            .map(|k| seal::read(k, reset))
+            .unwrap_or_default()
+    }
+
+    async fn namespace_labels(
+        &self,
+        namespace: &str,
+    ) -> Read<std::collections::BTreeMap<String, String>> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        match api.get_opt(namespace).await {
+            Ok(Some(ns)) => Read::Found(ns.metadata.labels.unwrap_or_default()),
+            Ok(None) => Read::NotFound,
+            Err(kube::Error::Api(s)) if s.is_forbidden() => Read::Denied(s.message.clone()),
+            Err(e) => Read::Unavailable(e.to_string()),
+        }
     }
 
     fn others(&self, reset: &PasscodeReset) -> Vec<Arc<PasscodeReset>> {
@@ -260,7 +300,7 @@ impl Cluster for KubeCluster {
     async fn record(&self, reset: &PasscodeReset, claimed_at: &str) -> Recorded {
         let ns = &self.operator_namespace;
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
-        let run = record::run_of(reset, claimed_at);
+        let run = record::run_of(reset, claimed_at, &self.admission(reset));
         let first = record::record_for(reset, ns, std::slice::from_ref(&run));
         let name = first.name_any();
         let unavailable = |e: kube::Error| {

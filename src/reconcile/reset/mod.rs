@@ -170,6 +170,7 @@ async fn attempt<C: Cluster, A: Amapi>(
     }
     let mut last = status_key(&current);
     let policies = cluster.policies();
+    inputs.admission = cluster.admission(&current);
     // Finished resets need neither the other resets nor anything else: skip the scan of the cache,
     // which would make a restart with many stored resets quadratic.
     let others = if current.phase().is_terminal() {
@@ -177,6 +178,7 @@ async fn attempt<C: Cluster, A: Amapi>(
     } else {
         inputs.settled_operations = cluster.settled_operations(&current.spec.device);
         inputs.claimed_in_process = claims.holder(&current, |ns, n| cluster.cached(ns, n));
+        inputs.scopes = cluster.scopes();
         cluster.others(&current)
     };
     for _ in 0..MAX_STEPS {
@@ -224,6 +226,9 @@ async fn attempt<C: Cluster, A: Amapi>(
         match effect {
             Effect::GetDevice(name) => {
                 inputs.device = Some(read(amapi.get_device(&name).await, Reading::Device));
+            }
+            Effect::ReadNamespace(namespace) => {
+                inputs.namespace_labels = Some(cluster.namespace_labels(&namespace).await);
             }
             Effect::ReadSecret { name, key } => {
                 let namespace = current.namespace().unwrap_or_default();
@@ -452,6 +457,13 @@ async fn transitioned<C: Cluster, A: Amapi>(
     };
     let status = r.status.as_ref();
     let message = status.and_then(|s| s.message.clone()).unwrap_or_default();
+    // Who asked, and who approved, are part of every record of a transition.
+    let requester = status
+        .and_then(|s| s.requester.as_ref())
+        .map(|u| u.username.as_str());
+    let approver = status
+        .and_then(|s| s.approval.as_ref())
+        .map(|a| a.approver.username.as_str());
     shell
         .metrics
         .reset_transitions
@@ -468,6 +480,9 @@ async fn transitioned<C: Cluster, A: Amapi>(
         phase = phase.as_str(),
         reason = reason.as_str(),
         operation = status.and_then(|s| s.operation.as_deref()).unwrap_or(""),
+        requester = requester.unwrap_or(""),
+        requester_known = requester.is_some(),
+        approver = approver.unwrap_or(""),
         "passcode reset {}",
         phase.as_str().to_lowercase()
     );
@@ -478,13 +493,25 @@ async fn transitioned<C: Cluster, A: Amapi>(
             EventType::Normal
         },
         reason: reason.as_str().to_owned(),
-        note: Some(truncate_note(&message)),
+        note: Some(note(&message, requester, approver)),
         action: "Reconcile".into(),
         secondary: None,
     };
     shell.cluster.publish(r, event).await;
 }
 
-fn truncate_note(message: &str) -> String {
-    message.chars().take(1000).collect()
+/// An Event's note: the message, then who asked (and approved); at most 1,000 characters.
+fn note(message: &str, requester: Option<&str>, approver: Option<&str>) -> String {
+    let mut who = match requester {
+        Some(u) => format!(" Requested by {u}."),
+        None => " Requester unknown.".to_owned(),
+    };
+    if let Some(a) = approver {
+        who.push_str(&format!(" Decided by {a}."));
+    }
+    let who: String = who.chars().take(500).collect();
+    let room = 1000 - who.chars().count();
+    let mut note: String = message.chars().take(room).collect();
+    note.push_str(&who);
+    note
 }

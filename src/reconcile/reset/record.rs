@@ -17,7 +17,8 @@ use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::api::{PasscodeReset, PasscodeResetStatus, Reason};
+use crate::admission::seal::{Admission, Approval, Requester};
+use crate::api::{Decision, PasscodeReset, PasscodeResetStatus, Reason, UserInfo};
 
 /// Marks the operator's records (`kubectl get configmaps -l amapi.passcode-operator.io/record`).
 pub const RECORD_LABEL: &str = "amapi.passcode-operator.io/record";
@@ -32,7 +33,7 @@ pub const STALE_VIEW: &str = "the reset changed since this view of it was read (
 pub const MAX_RUNS: usize = 32;
 
 /// One object that set out to send a command under the record's name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Run {
     pub uid: String,
@@ -43,6 +44,12 @@ pub struct Run {
     /// older view (a stale cache) must not put its older spec back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
+    /// Who created it, as the admission webhook recorded (absent: unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<UserInfo>,
+    /// Who approved it, when its scope required approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<UserInfo>,
 }
 
 /// The answer to recording a reset before its claim.
@@ -94,12 +101,20 @@ pub fn record_name(namespace: &str, name: &str) -> String {
 
 /// The run `reset` adds, claimed at `claimed_at` (RFC 3339). Holds no passcode: the spec only
 /// names the Secret.
-pub fn run_of(reset: &PasscodeReset, claimed_at: &str) -> Run {
+pub fn run_of(reset: &PasscodeReset, claimed_at: &str, admission: &Admission) -> Run {
     Run {
         uid: reset.uid().unwrap_or_default(),
         spec: serde_json::to_value(&reset.spec).ok(),
         claimed_at: claimed_at.to_owned(),
         generation: reset.metadata.generation,
+        requester: match &admission.requester {
+            Requester::Verified(u) => Some(u.clone()),
+            _ => None,
+        },
+        approver: match &admission.approval {
+            Approval::Decided(d) if d.decision == Decision::Approved => Some(d.approver.clone()),
+            _ => None,
+        },
     }
 }
 
@@ -118,6 +133,8 @@ pub fn runs(cm: &ConfigMap) -> Option<Vec<Run>> {
                 spec: None,
                 claimed_at: String::new(),
                 generation: None,
+                requester: None,
+                approver: None,
             }]
         }));
     }
@@ -127,6 +144,8 @@ pub fn runs(cm: &ConfigMap) -> Option<Vec<Run>> {
         spec: serde_json::from_str(&field("spec")).ok(),
         claimed_at: field("claimedAt"),
         generation: None,
+        requester: None,
+        approver: None,
     }])
 }
 
@@ -273,7 +292,7 @@ mod tests {
         let cm = record_for(
             &r,
             "passcode-operator-system",
-            &[run_of(&r, "2026-11-23T10:00:00Z")],
+            &[run_of(&r, "2026-11-23T10:00:00Z", &Default::default())],
         );
         assert_eq!(
             cm.metadata.namespace.as_deref(),
@@ -311,10 +330,10 @@ mod tests {
     #[test]
     fn s1_s2_s1_does_not_run_s1_twice() {
         let s1 = reset("u-1", spec(true));
-        let mut listed = vec![run_of(&s1, "t1")];
+        let mut listed = vec![run_of(&s1, "t1", &Default::default())];
         let s2 = reset("u-2", spec(false));
         assert_eq!(matches(&listed, &s2), Match::New);
-        listed = with_run(&listed, run_of(&s2, "t2"));
+        listed = with_run(&listed, run_of(&s2, "t2", &Default::default()));
         let s1_again = reset("u-3", spec(true));
         assert_eq!(
             matches(&listed, &s1_again),
@@ -341,7 +360,7 @@ mod tests {
             uid: "u-1".into(),
             spec: None,
             claimed_at: "t".into(),
-            generation: None,
+            ..Default::default()
         };
         assert!(matches!(matches(&[broken], &r), Match::Earlier { .. }));
         let mut cm = record_for(&r, "op", &[]);
@@ -364,7 +383,7 @@ mod tests {
             r.metadata.generation = Some(generation);
             r
         };
-        let listed = vec![run_of(&at(true, 2), "t")];
+        let listed = vec![run_of(&at(true, 2), "t", &Default::default())];
         assert_eq!(matches(&listed, &at(true, 2)), Match::Ours);
         assert_eq!(matches(&listed, &at(false, 1)), Match::Stale);
         assert_eq!(matches(&listed, &at(false, 3)), Match::OursStale);
@@ -381,7 +400,7 @@ mod tests {
                 uid: format!("u-{i}"),
                 spec: Some(json!({"n": i})),
                 claimed_at: "t".into(),
-                generation: None,
+                ..Default::default()
             })
             .collect();
         assert_eq!(matches(&listed, &reset("new", spec(true))), Match::Full);
@@ -446,7 +465,7 @@ mod tests {
             for (i, s) in specs.iter().enumerate() {
                 let r = reset(&format!("u-{i}"), json!({"device": "enterprises/E/devices/d", "expiresAfter": format!("{}m", 10 + s)}));
                 if matches(&listed, &r) == Match::New {
-                    listed = with_run(&listed, run_of(&r, "t"));
+                    listed = with_run(&listed, run_of(&r, "t", &Default::default()));
                 }
             }
             let twin = reset("fresh", json!({"device": "enterprises/E/devices/d", "expiresAfter": format!("{}m", 10 + probe)}));

@@ -12,8 +12,10 @@
 //! when it cannot be known, the reset ends `OutcomeUnknown`. Never a second command.
 //!
 //! The stages, one file each: `prepare` (spec, device, requirements, Secret, turn, record, claim),
-//! `recover` (issue, or find what a claim created), `follow` (poll, expiry, cancel), `delete`.
+//! with `admit` (who asked, who may, who approved) among its gates, `recover` (issue, or find what
+//! a claim created), `follow` (poll, expiry, cancel), `delete`.
 
+mod admit;
 mod delete;
 mod follow;
 mod prepare;
@@ -25,10 +27,11 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::admission::seal::{Admission, Approval};
 use crate::amapi::model::{Device, Operation, ResetPasswordFlag};
 use crate::api::{
-    PasscodeReset, PasscodeResetStatus, Phase, Reason, RequirementCheck, WorkProfilePasscodePolicy,
-    conditions,
+    PasscodeReset, PasscodeResetScope, PasscodeResetStatus, Phase, Reason, RequirementCheck,
+    WorkProfilePasscodePolicy, conditions,
 };
 use crate::passcode::{Passcode, PasscodeError};
 use crate::reconcile::reset::record::Recorded;
@@ -115,6 +118,12 @@ pub struct Inputs {
     pub poll_deferred: bool,
     /// The finished reset's Secret was deleted (or found gone), or why not.
     pub secret_deleted: Option<Result<(), String>>,
+    /// The reset's admission records (requester, decision), their seals checked.
+    pub admission: Admission,
+    /// Every PasscodeResetScope (from the cache).
+    pub scopes: Vec<std::sync::Arc<PasscodeResetScope>>,
+    /// The labels of the reset's namespace, read when a scope selects namespaces by label.
+    pub namespace_labels: Option<Read<std::collections::BTreeMap<String, String>>>,
 }
 
 /// Everything one decision may look at.
@@ -134,6 +143,8 @@ pub struct Observed<'a> {
 pub enum Effect {
     /// Look at this device.
     GetDevice(String),
+    /// Read this namespace's labels (for PasscodeResetScope selectors).
+    ReadNamespace(String),
     ReadSecret {
         name: String,
         key: String,
@@ -418,6 +429,13 @@ fn transition(
     next.phase = Some(phase);
     next.reason = Some(reason);
     next.message = Some(message);
+    // The records only the webhook writes, as their seals hold (never what a status says).
+    next.requester = admit::verified_requester(o).cloned();
+    match &o.inputs.admission.approval {
+        Approval::Decided(d) => next.approval = Some(d.clone()),
+        _ if status.claimed_at.is_none() => next.approval = None,
+        _ => {}
+    }
     if let Some(c) = checklist {
         next.requirements = c;
     }

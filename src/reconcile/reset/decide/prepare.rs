@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::admit::{check_approval, check_requester, check_scope, namespace_labels};
 use super::recover::claimed_command;
 use super::{
     Decision, Effect, MIN_API_LEVEL, Observed, Read, SecretRead, key, retrying, transition,
@@ -21,6 +22,7 @@ use crate::api::{DeviceSnapshot, PasscodeResetStatus, Reason, RequirementCheck};
 use crate::passcode::judge;
 use crate::reconcile::govern::governed;
 use crate::reconcile::reset::record::Recorded;
+use crate::reconcile::scopes::ScopeCheck;
 
 /// A gate's answer: through, or the decision that stops the reset here.
 type Gate<T> = Result<T, Decision>;
@@ -34,8 +36,14 @@ pub(super) fn prepare(o: &Observed, status: &PasscodeResetStatus, has_finalizer:
 
 fn claim(o: &Observed, status: &PasscodeResetStatus, has_finalizer: bool) -> Gate<Decision> {
     check_spec(o, status)?;
+    // Who asked and who may, before the device is looked at.
+    check_requester(o, status)?;
+    let labels = namespace_labels(o, status)?;
+    let enterprise = device_enterprise(&o.reset.spec.device).unwrap_or_default();
+    let fail = |reason: Reason, message: String| transition(o, status, reason, message, None);
+    let scope = check_scope(o, status, &labels, enterprise, None, &fail)?;
     let device = check_device(o, status)?;
-    let at = At {
+    let mut at = At {
         o,
         status,
         snapshot: snapshot(device),
@@ -45,7 +53,29 @@ fn claim(o: &Observed, status: &PasscodeResetStatus, has_finalizer: bool) -> Gat
             "device passcode"
         },
         policies: None,
+        scope: None,
     };
+    // A scope that restricts AMAPI policies needs the device's (devices.get is a read).
+    let scope = match scope {
+        ScopeCheck::NeedsPolicy => {
+            let stop = |reason: Reason, message: String| at.stop(reason, message, None);
+            let policy = Some(device.policy_name.as_deref());
+            check_scope(o, status, &labels, enterprise, policy, &stop)?
+        }
+        other => other,
+    };
+    let approval = match scope {
+        ScopeCheck::Allowed { scopes, approval } => {
+            at.scope = Some(scopes.join(","));
+            approval
+        }
+        _ => None,
+    };
+    // Who approved, before the Secret is read: nothing moves for an unapproved reset.
+    {
+        let stop = |reason: Reason, message: String| at.stop(reason, message, None);
+        check_approval(o, approval, at.scope.as_deref().unwrap_or_default(), &stop)?;
+    }
     let (checklist, policies) = check_passcode(&at, device)?;
     let at = At { policies, ..at };
     wait_for_turn(&at, &checklist)?;
@@ -81,6 +111,8 @@ struct At<'a> {
     what: &'static str,
     /// The WorkProfilePasscodePolicies that govern the device, comma-separated.
     policies: Option<String>,
+    /// The PasscodeResetScopes that allow the reset, comma-separated.
+    scope: Option<String>,
 }
 
 impl At<'_> {
@@ -96,6 +128,9 @@ impl At<'_> {
             s.device = Some(self.snapshot.clone());
             if self.policies.is_some() {
                 s.policy = self.policies.clone();
+            }
+            if self.scope.is_some() {
+                s.scope = self.scope.clone();
             }
         }
         d
@@ -229,6 +264,7 @@ fn check_passcode(at: &At, device: &Device) -> Gate<(Vec<RequirementCheck>, Opti
     let with_policy = At {
         policies: policy_names.clone(),
         snapshot: at.snapshot.clone(),
+        scope: at.scope.clone(),
         ..*at
     };
     let api = device.api_level.and_then(|l| u32::try_from(l).ok());
@@ -398,7 +434,7 @@ fn turn_of_other(o: &Observed) -> Option<String> {
             let claimed = st.is_some_and(|s| s.claimed_at.is_some());
             let stalled = matches!(
                 st.and_then(|s| s.reason),
-                Some(Reason::WaitingForSecret | Reason::Retrying)
+                Some(Reason::WaitingForSecret | Reason::Retrying | Reason::AwaitingApproval)
             );
             let older = (r.metadata.creation_timestamp.clone().map(|t| t.0), key(r)) < my_key;
             claimed || (older && !stalled)

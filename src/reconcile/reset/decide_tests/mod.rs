@@ -5,6 +5,7 @@
 //! expiry, cancel), `delete`; `properties` holds the invariants over arbitrary inputs. This file
 //! holds the fixtures they share.
 
+mod admit;
 mod delete;
 mod follow;
 mod prepare;

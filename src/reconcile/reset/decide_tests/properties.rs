@@ -268,7 +268,7 @@ proptest! {
                 let expected = if claimed { target } else { r.spec.device.as_str() };
                 prop_assert_eq!(name.as_str(), expected);
             }
-            Some(Effect::Record | Effect::AddFinalizer | Effect::ReadSecret { .. }) => {
+            Some(Effect::Record | Effect::AddFinalizer | Effect::ReadSecret { .. } | Effect::ReadNamespace(_)) => {
                 prop_assert!(!claimed && !deleted && !terminal);
             }
             Some(Effect::DeleteSecret(name)) => {
