@@ -147,3 +147,30 @@ fn a_pending_reset_never_deletes_its_secret() {
     let d = Case::new(reset).decide();
     assert!(!matches!(d.effect, Some(Effect::DeleteSecret(_))), "{d:?}");
 }
+
+/// REVIEW (issue14). On an API server without CEL, the spec is edited after the claim to point
+/// `newPasscode` at another Secret with `deleteSecretAfterFinished`. The command that went out
+/// carried Secret `s`'s passcode; the reset ends `SpecChanged` ("the change was not acted on").
+/// Yet the Secret deletion follows the edited spec: Secret `someone-elses` (never read, maybe
+/// another reset's or the user's) is deleted, and `s`, whose passcode was used, stays readable.
+#[test]
+fn a_spec_edit_after_the_claim_does_not_redirect_the_secret_deletion() {
+    let r = edited(
+        issued(with_passcode(), OP),
+        json!({"device": DEVICE, "lockNow": true, "newPasscode": {
+            "secretKeyRef": {"name": "someone-elses", "key": "k"},
+            "deleteSecretAfterFinished": true}}),
+    );
+    let d = Case::new(r.clone()).polled(json!({"done": true})).decide();
+    assert_eq!(reason(&d), Some(Reason::SpecChanged));
+    // The final status is written and the finalizer dropped, as the shell does.
+    let mut ended = r;
+    ended.status = d.status;
+    ended.metadata.finalizers = None;
+    let d = Case::new(ended).decide();
+    assert_ne!(
+        d.effect,
+        Some(Effect::DeleteSecret("someone-elses".into())),
+        "a Secret the claimed command never read is deleted because of an edit the reset says it did not act on"
+    );
+}
