@@ -1,6 +1,7 @@
 //! Scripted regressions for holes an adversarial review found by reading the code (each failed
 //! before its fix): a claim confirmed by a fresh read, a claim newer than the cache, a deleted
-//! reset whose command may still run.
+//! reset whose command may still run; and (review1) the Secret deletion of issue14 and the
+//! conflict loop, which fail until fixed.
 
 use std::future::Future;
 use std::pin::pin;
@@ -515,7 +516,10 @@ fn a_retried_secret_deletion_leaves_a_recreated_secret_alone() {
     {
         let mut w = world.lock().unwrap();
         let s = w.resets.get(&k).unwrap().status.clone().unwrap();
-        assert_eq!(s.reason, Some(passcode_operator::api::Reason::PasscodeReset));
+        assert_eq!(
+            s.reason,
+            Some(passcode_operator::api::Reason::PasscodeReset)
+        );
         assert!(s.secret_deleted_at.is_none(), "the lost answer is retried");
         // The help desk's next reset, with a new Secret of the same name.
         w.secrets
@@ -553,7 +557,9 @@ fn a_finished_reset_deleted_before_its_secret_still_deletes_it() {
     };
     let process = Process::default();
     let secret = format!("helpdesk/{SECRET}");
-    drive(&world, &cluster, &cache, &process, &k, 40, |w| finished(w, &k));
+    drive(&world, &cluster, &cache, &process, &k, 40, |w| {
+        finished(w, &k)
+    });
     drive(&world, &cluster, &cache, &process, &k, 3, |_| false);
     // RBAC is fixed.
     twists.fail_deletes.store(0, Ordering::SeqCst);
@@ -562,7 +568,11 @@ fn a_finished_reset_deleted_before_its_secret_still_deletes_it() {
         let r = w.resets.get(&k).unwrap();
         assert!(r.phase().is_terminal() && r.status.as_ref().unwrap().secret_deleted_at.is_none());
         // The user deletes the finished reset: no finalizer is left, so it goes at once.
-        let has_finalizer = r.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty());
+        let has_finalizer = r
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| !f.is_empty());
         if has_finalizer {
             let now = w.now;
             let o = w.resets.get_mut(&k).unwrap();
@@ -571,7 +581,9 @@ fn a_finished_reset_deleted_before_its_secret_still_deletes_it() {
             w.resets.remove(&k);
         }
     }
-    drive(&world, &cluster, &cache, &process, &k, 40, |w| !w.secrets.contains_key(&secret));
+    drive(&world, &cluster, &cache, &process, &k, 40, |w| {
+        !w.secrets.contains_key(&secret)
+    });
     assert!(
         !world.lock().unwrap().secrets.contains_key(&secret),
         "the reset is gone and the Secret holding its passcode is still readable"
@@ -589,8 +601,7 @@ impl passcode_operator::reconcile::reset::edges::Amapi for RefusingAmapi {
     async fn get_device(
         &self,
         name: &str,
-    ) -> Result<passcode_operator::amapi::model::Device, passcode_operator::amapi::AmapiError>
-    {
+    ) -> Result<passcode_operator::amapi::model::Device, passcode_operator::amapi::AmapiError> {
         self.inner.get_device(name).await
     }
     async fn issue_command(
@@ -619,13 +630,14 @@ impl passcode_operator::reconcile::reset::edges::Amapi for RefusingAmapi {
     async fn list_operations(
         &self,
         device: &str,
-    ) -> Result<
-        Vec<passcode_operator::amapi::model::Operation>,
-        passcode_operator::amapi::AmapiError,
-    > {
+    ) -> Result<Vec<passcode_operator::amapi::model::Operation>, passcode_operator::amapi::AmapiError>
+    {
         self.inner.list_operations(device).await
     }
-    async fn cancel_operation(&self, name: &str) -> Result<(), passcode_operator::amapi::AmapiError> {
+    async fn cancel_operation(
+        &self,
+        name: &str,
+    ) -> Result<(), passcode_operator::amapi::AmapiError> {
         self.inner.cancel_operation(name).await
     }
     fn followup_allowed(&self) -> bool {
@@ -687,7 +699,10 @@ fn a_refused_command_whose_final_write_conflicts_keeps_its_reason() {
             c.get(&k).cloned().unwrap()
         };
         let _ = block_on(passcode_operator::reconcile::reset::run(obj, &shell));
-        world.lock().unwrap().advance(std::time::Duration::from_secs(5));
+        world
+            .lock()
+            .unwrap()
+            .advance(std::time::Duration::from_secs(5));
     }
     let w = world.lock().unwrap();
     let s = w.resets.get(&k).unwrap().status.clone().unwrap();
