@@ -82,8 +82,8 @@ impl Cluster for LoseClaimAnswer {
     async fn read_secret(&self, ns: &str, n: &str, k: &str) -> SecretRead {
         self.inner.read_secret(ns, n, k).await
     }
-    async fn delete_secret(&self, ns: &str, n: &str) -> Result<(), String> {
-        self.inner.delete_secret(ns, n).await
+    async fn delete_secret(&self, ns: &str, n: &str, uid: Option<&str>) -> Result<(), String> {
+        self.inner.delete_secret(ns, n, uid).await
     }
     async fn record(&self, r: &PasscodeReset, at: &str) -> Recorded {
         self.inner.record(r, at).await
@@ -249,6 +249,7 @@ fn deleting_a_claim_in_doubt_keeps_looking_before_letting_go() {
             lock_now: false,
             require_entry: false,
             duration: claim_fingerprint(600, 42),
+            ..Default::default()
         }),
         observed_generation: Some(1),
         ..Default::default()
@@ -409,7 +410,7 @@ impl Cluster for Twisted {
     async fn read_secret(&self, ns: &str, n: &str, k: &str) -> SecretRead {
         self.inner.read_secret(ns, n, k).await
     }
-    async fn delete_secret(&self, ns: &str, n: &str) -> Result<(), String> {
+    async fn delete_secret(&self, ns: &str, n: &str, uid: Option<&str>) -> Result<(), String> {
         let take = |c: &std::sync::atomic::AtomicUsize| {
             c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
                 .is_ok()
@@ -417,7 +418,7 @@ impl Cluster for Twisted {
         if take(&self.twists.fail_deletes) {
             return Err("secrets is forbidden: cannot delete".into());
         }
-        let out = self.inner.delete_secret(ns, n).await;
+        let out = self.inner.delete_secret(ns, n, uid).await;
         if take(&self.twists.lose_deletes) {
             return Err("the answer was lost".into());
         }

@@ -210,7 +210,7 @@ async fn attempt<C: Cluster, A: Amapi>(
                 // more now, since the operator's own writes do not trigger a reconcile.
                 if current.phase().is_terminal()
                     && (current.finalizers().iter().any(|f| f == FINALIZER)
-                        || (decide::secret_to_delete(&current).is_some()
+                        || (decide::after_end_pending(&current)
                             && inputs.secret_deleted.is_none()))
                 {
                     continue;
@@ -300,7 +300,7 @@ async fn attempt<C: Cluster, A: Amapi>(
             }
             Effect::IssueCommand(params) => {
                 let new_password = match (&inputs.secret, params.with_passcode) {
-                    (Some(decide::SecretRead::Value(p)), true) => {
+                    (Some(decide::SecretRead::Value(p, _)), true) => {
                         Some(zeroize::Zeroizing::new(p.expose().to_owned()))
                     }
                     (_, false) => None,
@@ -310,11 +310,22 @@ async fn attempt<C: Cluster, A: Amapi>(
                         let Some(source) = &current.spec.new_passcode else {
                             return Err(Error::Invariant("a passcode without a Secret"));
                         };
+                        let claimed = current
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.claimed_command.as_ref());
                         let namespace = current.namespace().unwrap_or_default();
-                        let (name, key) = (&source.secret_key_ref.name, &source.secret_key_ref.key);
+                        let name = claimed
+                            .and_then(|c| c.secret_name.as_ref())
+                            .unwrap_or(&source.secret_key_ref.name);
+                        let key = &source.secret_key_ref.key;
+                        // Only the Secret the claim read: one re-created since is not it.
+                        let read_uid = claimed.and_then(|c| c.secret_uid.clone());
                         match cluster.read_secret(&namespace, name, key).await {
-                            decide::SecretRead::Value(p) => {
-                                inputs.secret = Some(decide::SecretRead::Value(p));
+                            decide::SecretRead::Value(p, uid)
+                                if read_uid.is_none() || uid == read_uid =>
+                            {
+                                inputs.secret = Some(decide::SecretRead::Value(p, uid));
                                 continue;
                             }
                             _ => {
@@ -387,9 +398,13 @@ async fn attempt<C: Cluster, A: Amapi>(
                 inputs.operations =
                     Some(read(amapi.list_operations(&device).await, Reading::Other));
             }
-            Effect::DeleteSecret(name) => {
+            Effect::DeleteSecret { name, uid } => {
                 let namespace = current.namespace().unwrap_or_default();
-                inputs.secret_deleted = Some(cluster.delete_secret(&namespace, &name).await);
+                inputs.secret_deleted = Some(
+                    cluster
+                        .delete_secret(&namespace, &name, uid.as_deref())
+                        .await,
+                );
             }
             Effect::CancelOperation(name) => {
                 if let Err(e) = amapi.cancel_operation(&name).await {

@@ -163,7 +163,10 @@ fn deleting_a_finished_reset_still_deletes_its_secret() {
         .delete_secret_after_finished = true;
     assert_eq!(
         Case::new(r).decide().effect,
-        Some(Effect::DeleteSecret("s".into())),
+        Some(Effect::DeleteSecret {
+            name: "s".into(),
+            uid: None
+        }),
         "the finalizer goes while the Secret the reset asked to delete is still there"
     );
 }
@@ -183,7 +186,10 @@ fn deleting_a_reset_whose_command_went_out_deletes_its_secret() {
     case.inputs.cancelled = true;
     assert_eq!(
         case.decide().effect,
-        Some(Effect::DeleteSecret("s".into())),
+        Some(Effect::DeleteSecret {
+            name: "s".into(),
+            uid: None
+        }),
         "the reset goes and the Secret holding the sent passcode stays"
     );
 }

@@ -85,7 +85,7 @@ fn a_finished_reset_deletes_its_secret_once_when_asked() {
         .clone();
     assert_eq!(
         Case::new(reset.clone()).decide().effect,
-        Some(Effect::DeleteSecret(name))
+        Some(Effect::DeleteSecret { name, uid: None })
     );
     // Deleted (or gone already): recorded, and nothing more.
     let mut case = Case::new(reset.clone());
@@ -145,7 +145,7 @@ fn a_pending_reset_never_deletes_its_secret() {
     status.phase = Some(Phase::Pending);
     status.reason = Some(Reason::AwaitingDevice);
     let d = Case::new(reset).decide();
-    assert!(!matches!(d.effect, Some(Effect::DeleteSecret(_))), "{d:?}");
+    assert!(!matches!(d.effect, Some(Effect::DeleteSecret { .. })), "{d:?}");
 }
 
 /// REVIEW (issue14). On an API server without CEL, the spec is edited after the claim to point
@@ -170,7 +170,10 @@ fn a_spec_edit_after_the_claim_does_not_redirect_the_secret_deletion() {
     let d = Case::new(ended).decide();
     assert_ne!(
         d.effect,
-        Some(Effect::DeleteSecret("someone-elses".into())),
+        Some(Effect::DeleteSecret {
+            name: "someone-elses".into(),
+            uid: None
+        }),
         "a Secret the claimed command never read is deleted because of an edit the reset says it did not act on"
     );
 }
