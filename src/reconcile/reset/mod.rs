@@ -236,8 +236,7 @@ async fn attempt<C: Cluster, A: Amapi>(
                 // more now, since the operator's own writes do not trigger a reconcile.
                 if current.phase().is_terminal()
                     && (current.finalizers().iter().any(|f| f == FINALIZER)
-                        || (decide::after_end_pending(&current)
-                            && inputs.secret_deleted.is_none()))
+                        || (decide::after_end_pending(&current) && inputs.secret_deleted.is_none()))
                 {
                     continue;
                 }

@@ -161,7 +161,10 @@ pub enum Effect {
     /// Delete the passcode's Secret (in the reset's namespace), on condition that it is still the
     /// one with `uid` when known: the reset is final (or deleted after its command went out) and
     /// asked for it.
-    DeleteSecret { name: String, uid: Option<String> },
+    DeleteSecret {
+        name: String,
+        uid: Option<String>,
+    },
 }
 
 /// The RESET_PASSWORD command a claim stands for.

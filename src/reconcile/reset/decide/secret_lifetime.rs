@@ -32,7 +32,10 @@ pub fn secret_to_delete(reset: &PasscodeReset) -> Option<(&str, Option<&str>)> {
         None => Some((source.secret_key_ref.name.as_str(), None)),
         Some(s) => {
             let claimed = s.claimed_command.as_ref()?;
-            Some((claimed.secret_name.as_deref()?, claimed.secret_uid.as_deref()))
+            Some((
+                claimed.secret_name.as_deref()?,
+                claimed.secret_uid.as_deref(),
+            ))
         }
     }
 }

@@ -193,3 +193,40 @@ fn deleting_a_reset_whose_command_went_out_deletes_its_secret() {
         "the reset goes and the Secret holding the sent passcode stays"
     );
 }
+
+/// Deleted while claimed, nothing found on the device once the window closed: no command of it
+/// went out, so the Secret (maybe another reset's next) is left alone.
+#[test]
+fn deleting_a_claim_that_sent_nothing_leaves_its_secret() {
+    let mut r = deleting(claimed(with_passcode()));
+    r.spec
+        .new_passcode
+        .as_mut()
+        .unwrap()
+        .delete_secret_after_finished = true;
+    let mut case = Case::new(r).since_claim(600);
+    case.inputs.operations = Some(Read::Found(vec![]));
+    assert_eq!(case.decide().effect, Some(Effect::RemoveFinalizer));
+}
+
+/// A deletion that fails keeps the finalizer (noted, tried again); once it goes through, the
+/// reset is let go.
+#[test]
+fn a_deleted_reset_keeps_its_finalizer_until_its_secret_is_deleted() {
+    let mut r = deleting(issued(with_passcode(), OP));
+    r.spec
+        .new_passcode
+        .as_mut()
+        .unwrap()
+        .delete_secret_after_finished = true;
+    let mut case = Case::new(r.clone());
+    case.inputs.cancelled = true;
+    case.inputs.secret_deleted = Some(Err("forbidden".into()));
+    let d = case.decide();
+    assert!(d.effect.is_none() && d.requeue.is_some(), "{d:?}");
+    assert!(d.status.unwrap().message.unwrap().contains("forbidden"));
+    let mut case = Case::new(r);
+    case.inputs.cancelled = true;
+    case.inputs.secret_deleted = Some(Ok(()));
+    assert_eq!(case.decide().effect, Some(Effect::RemoveFinalizer));
+}
