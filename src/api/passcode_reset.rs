@@ -375,6 +375,16 @@ pub struct ClaimedCommand {
     /// claim, so the command this claim created can be told from any other on the device.
     #[schemars(length(max = 32))]
     pub duration: String,
+    /// The Secret the command's passcode was read from (for `deleteSecretAfterFinished`, which
+    /// deletes this one, whatever the spec says later). Absent in claims of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub secret_name: Option<String>,
+    /// That Secret's uid when it was read, so a Secret re-created under the same name is left
+    /// alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub secret_uid: Option<String>,
 }
 
 impl PasscodeReset {

@@ -212,6 +212,41 @@ async fn deleting_an_in_flight_reset_cancels_its_command() {
     assert_eq!(env.admin_device("phone").await["passcodeSet"], true);
 }
 
+/// `deleteSecretAfterFinished` on a reset deleted after its command went out: the command is
+/// cancelled, the Secret it read is deleted (by its uid), and only then does the reset go.
+#[tokio::test]
+async fn deleting_a_reset_whose_command_went_out_deletes_its_secret() {
+    let env = Env::new("delete-secret", POLICY, "      - {id: phone, managementMode: PROFILE_OWNER, apiLevel: 34, policy: wp, online: false}\n").await;
+    env.secret("pc", "passcode", b"830417").await;
+    let secrets =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(env.client.clone(), &env.ns);
+    let uid = secrets.get("pc").await.unwrap().metadata.uid;
+    let spec = merge(
+        with_secret(),
+        json!({"newPasscode": {"secretKeyRef": {"name": "pc", "key": "passcode"}, "deleteSecretAfterFinished": true}}),
+    );
+    env.reset("r", "phone", spec).await;
+    let r = env.issued("r").await;
+    let claimed = r.status.unwrap().claimed_command.unwrap();
+    assert_eq!(claimed.secret_name.as_deref(), Some("pc"));
+    assert_eq!(
+        claimed.secret_uid, uid,
+        "the claim records the Secret it read"
+    );
+    env.resets()
+        .delete("r", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_gone("r").await;
+    assert!(
+        secrets.get_opt("pc").await.unwrap().is_none(),
+        "the reset went and left the Secret holding the sent passcode"
+    );
+    let cmds = env.commands("phone").await;
+    assert_eq!(cmds.len(), 1);
+    assert_eq!(cmds[0]["state"], "CANCELLED", "{}", cmds[0]);
+}
+
 #[tokio::test]
 async fn a_command_cancelled_elsewhere_is_command_cancelled() {
     let env = Env::new("cancelled", POLICY, "      - {id: phone, managementMode: PROFILE_OWNER, apiLevel: 34, policy: wp, online: false}\n").await;

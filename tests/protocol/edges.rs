@@ -233,7 +233,9 @@ impl Cluster for SimCluster {
             if w.fault(|f| f.refused) {
                 None
             } else {
-                Some(w.secrets.get(&format!("{namespace}/{name}")).cloned())
+                let key = format!("{namespace}/{name}");
+                let uid = w.secret_uid(&key);
+                Some(w.secrets.get(&key).cloned().map(|v| (v, uid)))
             }
         };
         yield_now().await;
@@ -241,21 +243,28 @@ impl Cluster for SimCluster {
         match value {
             None => SecretRead::Unavailable("the API server timed out".into()),
             Some(None) => SecretRead::Missing,
-            Some(Some(v)) => match Passcode::from_secret_data(v.into_bytes()) {
-                Ok(p) => SecretRead::Value(p),
+            Some(Some((v, uid))) => match Passcode::from_secret_data(v.into_bytes()) {
+                Ok(p) => SecretRead::Value(p, uid),
                 Err(e) => SecretRead::Invalid(e),
             },
         }
     }
 
-    async fn delete_secret(&self, namespace: &str, name: &str) -> Result<(), String> {
+    async fn delete_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<(), String> {
         let answer = {
             let mut w = self.world.lock().unwrap();
             if w.fault(|f| f.refused) {
                 Err("the API server timed out".to_owned())
             } else {
-                w.secrets.remove(&format!("{namespace}/{name}"));
-                w.trace.push(format!("delete secret {namespace}/{name}"));
+                // Gone already, or another Secret by that name (the uid precondition): not ours.
+                if w.delete_secret(&format!("{namespace}/{name}"), uid) {
+                    w.trace.push(format!("delete secret {namespace}/{name}"));
+                }
                 Ok(())
             }
         };

@@ -1,6 +1,7 @@
 //! Scripted regressions for holes an adversarial review found by reading the code (each failed
 //! before its fix): a claim confirmed by a fresh read, a claim newer than the cache, a deleted
-//! reset whose command may still run.
+//! reset whose command may still run; and (review1) the Secret deletion of issue14 and the
+//! conflict loop, which fail until fixed.
 
 use std::future::Future;
 use std::pin::pin;
@@ -94,8 +95,8 @@ impl Cluster for LoseClaimAnswer {
     async fn read_secret(&self, ns: &str, n: &str, k: &str) -> SecretRead {
         self.inner.read_secret(ns, n, k).await
     }
-    async fn delete_secret(&self, ns: &str, n: &str) -> Result<(), String> {
-        self.inner.delete_secret(ns, n).await
+    async fn delete_secret(&self, ns: &str, n: &str, uid: Option<&str>) -> Result<(), String> {
+        self.inner.delete_secret(ns, n, uid).await
     }
     async fn record(&self, r: &PasscodeReset, at: &str) -> Recorded {
         self.inner.record(r, at).await
@@ -261,6 +262,7 @@ fn deleting_a_claim_in_doubt_keeps_looking_before_letting_go() {
             lock_now: false,
             require_entry: false,
             duration: claim_fingerprint(600, 42),
+            ..Default::default()
         }),
         observed_generation: Some(1),
         ..Default::default()
@@ -352,4 +354,390 @@ fn a_secret_asked_to_be_deleted_goes_only_after_the_end() {
     );
     assert_eq!(w.ops.len(), 1, "one command");
     assert!(w.trace.iter().any(|t| t.starts_with("delete secret")));
+}
+
+/// SimCluster with scripted twists for the reviews below: Secret deletions that fail (or whose
+/// answer is lost after the Secret went), and a metadata write by someone else (Argo CD's
+/// tracking annotation, `kubectl label`) that bumps the reset's resourceVersion, without its
+/// generation, right before the first status write after issueCommand.
+#[derive(Default)]
+struct Twists {
+    /// Fail this many Secret deletions, doing nothing.
+    fail_deletes: std::sync::atomic::AtomicUsize,
+    /// Lose the answer to this many Secret deletions, after the Secret went.
+    lose_deletes: std::sync::atomic::AtomicUsize,
+    /// Set by the AMAPI wrapper once issueCommand was called.
+    issued: AtomicBool,
+    /// Bump the resourceVersion once, before the first status write after issueCommand.
+    bump_after_issue: AtomicBool,
+}
+
+struct Twisted {
+    inner: SimCluster,
+    twists: Arc<Twists>,
+}
+
+impl Cluster for Twisted {
+    fn now(&self) -> Timestamp {
+        self.inner.now()
+    }
+    fn scopes(&self) -> Vec<Arc<passcode_operator::api::PasscodeResetScope>> {
+        self.inner.scopes()
+    }
+    fn admission(&self, r: &PasscodeReset) -> passcode_operator::admission::seal::Admission {
+        self.inner.admission(r)
+    }
+    async fn namespace_labels(
+        &self,
+        ns: &str,
+    ) -> passcode_operator::reconcile::reset::decide::Read<std::collections::BTreeMap<String, String>>
+    {
+        self.inner.namespace_labels(ns).await
+    }
+    fn policies(&self) -> Vec<Arc<WorkProfilePasscodePolicy>> {
+        self.inner.policies()
+    }
+    fn others(&self, r: &PasscodeReset) -> Vec<Arc<PasscodeReset>> {
+        self.inner.others(r)
+    }
+    fn cached(&self, ns: &str, n: &str) -> Option<Arc<PasscodeReset>> {
+        self.inner.cached(ns, n)
+    }
+    fn settled_operations(&self, d: &str) -> Vec<String> {
+        self.inner.settled_operations(d)
+    }
+    async fn get(&self, r: &PasscodeReset) -> Result<Option<PasscodeReset>, Error> {
+        self.inner.get(r).await
+    }
+    async fn replace_status(
+        &self,
+        r: &PasscodeReset,
+        status: PasscodeResetStatus,
+    ) -> Result<PasscodeReset, Error> {
+        if self.twists.issued.load(Ordering::SeqCst)
+            && self.twists.bump_after_issue.swap(false, Ordering::SeqCst)
+        {
+            let mut w = self.inner.world.lock().unwrap();
+            let rv = w.rv();
+            let stored = w.resets.get_mut(&key(r)).unwrap();
+            stored
+                .metadata
+                .annotations
+                .get_or_insert_default()
+                .insert("argocd.argoproj.io/tracking-id".into(), "x".into());
+            stored.metadata.resource_version = Some(rv);
+            w.trace.push("someone annotates the reset".into());
+        }
+        self.inner.replace_status(r, status).await
+    }
+    async fn set_finalizer(&self, r: &PasscodeReset, p: bool) -> Result<PasscodeReset, Error> {
+        self.inner.set_finalizer(r, p).await
+    }
+    async fn read_secret(&self, ns: &str, n: &str, k: &str) -> SecretRead {
+        self.inner.read_secret(ns, n, k).await
+    }
+    async fn delete_secret(&self, ns: &str, n: &str, uid: Option<&str>) -> Result<(), String> {
+        let take = |c: &std::sync::atomic::AtomicUsize| {
+            c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                .is_ok()
+        };
+        if take(&self.twists.fail_deletes) {
+            return Err("secrets is forbidden: cannot delete".into());
+        }
+        let out = self.inner.delete_secret(ns, n, uid).await;
+        if take(&self.twists.lose_deletes) {
+            return Err("the answer was lost".into());
+        }
+        out
+    }
+    async fn record(&self, r: &PasscodeReset, at: &str) -> Recorded {
+        self.inner.record(r, at).await
+    }
+    async fn forget(&self, r: &PasscodeReset) {
+        self.inner.forget(r).await
+    }
+    async fn publish(&self, r: &PasscodeReset, e: Event) {
+        self.inner.publish(r, e).await
+    }
+}
+
+/// [`world_with_one_reset`] asking for its Secret to be deleted after the end.
+fn world_deleting_its_secret() -> (Arc<Mutex<World>>, String) {
+    let (world, k) = world_with_one_reset();
+    world
+        .lock()
+        .unwrap()
+        .resets
+        .get_mut(&k)
+        .unwrap()
+        .spec
+        .new_passcode
+        .as_mut()
+        .unwrap()
+        .delete_secret_after_finished = true;
+    (world, k)
+}
+
+/// Reconciles `k` with an up-to-date cache until `stop` holds or `rounds` run out; the device
+/// carries out any command. Returns the last outcome.
+fn drive(
+    world: &Arc<Mutex<World>>,
+    cluster: &impl Cluster,
+    cache: &Cache,
+    process: &Process,
+    k: &str,
+    rounds: usize,
+    stop: impl Fn(&World) -> bool,
+) {
+    for _ in 0..rounds {
+        let obj = {
+            let w = world.lock().unwrap();
+            if stop(&w) {
+                return;
+            }
+            let mut c = cache.lock().unwrap();
+            c.clear();
+            for (kk, o) in &w.resets {
+                c.insert(kk.clone(), Arc::new(o.clone()));
+            }
+            c.get(k).cloned()
+        };
+        let Some(obj) = obj else { return };
+        let _ = block_on(reconcile(world, cluster, process, obj));
+        let mut w = world.lock().unwrap();
+        if !w.ops.is_empty() {
+            w.devices.insert("enterprises/LC01/devices/d1".into(), true);
+            w.device_acts();
+        }
+        w.advance(std::time::Duration::from_secs(5));
+    }
+}
+
+fn finished(w: &World, k: &str) -> bool {
+    w.resets.get(k).is_some_and(|r| r.phase().is_terminal())
+}
+
+/// REVIEW (issue14). The first deletion of a finished reset's Secret goes through but its answer
+/// is lost (or it is refused, and the user deletes the Secret by hand); the help desk then
+/// creates a new Secret with the same name (the README's `jdoe-passcode`) for the next reset.
+/// The finished reset's retry deletes it by name: a Secret it never read, holding another
+/// reset's passcode (which then waits for its Secret). The deletion needs a uid precondition.
+#[test]
+fn a_retried_secret_deletion_leaves_a_recreated_secret_alone() {
+    let (world, k) = world_deleting_its_secret();
+    let cache: Cache = Default::default();
+    let twists = Arc::new(Twists::default());
+    twists.lose_deletes.store(1, Ordering::SeqCst);
+    let cluster = Twisted {
+        inner: SimCluster {
+            world: world.clone(),
+            cache: cache.clone(),
+        },
+        twists: twists.clone(),
+    };
+    let process = Process::default();
+    let secret = format!("helpdesk/{SECRET}");
+    drive(&world, &cluster, &cache, &process, &k, 40, |w| {
+        finished(w, &k) && !w.secrets.contains_key(&secret)
+    });
+    {
+        let mut w = world.lock().unwrap();
+        let s = w.resets.get(&k).unwrap().status.clone().unwrap();
+        assert_eq!(
+            s.reason,
+            Some(passcode_operator::api::Reason::PasscodeReset)
+        );
+        assert!(s.secret_deleted_at.is_none(), "the lost answer is retried");
+        // The help desk's next reset, with a new Secret of the same name.
+        w.secrets
+            .insert(secret.clone(), "another reset's passcode".into());
+    }
+    drive(&world, &cluster, &cache, &process, &k, 40, |w| {
+        w.resets
+            .get(&k)
+            .and_then(|r| r.status.as_ref())
+            .is_some_and(|s| s.secret_deleted_at.is_some())
+    });
+    assert!(
+        world.lock().unwrap().secrets.contains_key(&secret),
+        "the finished reset deleted a Secret created after its own was gone"
+    );
+}
+
+/// REVIEW (issue14). The finalizer is dropped before the Secret is deleted, and a failed deletion
+/// is retried without one: a finished reset deleted meanwhile (a GitOps prune, `kubectl delete`,
+/// a cleanup job) goes at once and nobody deletes its Secret. The passcode stays readable for
+/// good, while `deleteSecretAfterFinished` promised otherwise.
+#[test]
+fn a_finished_reset_deleted_before_its_secret_still_deletes_it() {
+    let (world, k) = world_deleting_its_secret();
+    let cache: Cache = Default::default();
+    let twists = Arc::new(Twists::default());
+    // Refused while RBAC lacks `delete` on secrets (the README's own example of a failure).
+    twists.fail_deletes.store(usize::MAX, Ordering::SeqCst);
+    let cluster = Twisted {
+        inner: SimCluster {
+            world: world.clone(),
+            cache: cache.clone(),
+        },
+        twists: twists.clone(),
+    };
+    let process = Process::default();
+    let secret = format!("helpdesk/{SECRET}");
+    drive(&world, &cluster, &cache, &process, &k, 40, |w| {
+        finished(w, &k)
+    });
+    drive(&world, &cluster, &cache, &process, &k, 3, |_| false);
+    // RBAC is fixed.
+    twists.fail_deletes.store(0, Ordering::SeqCst);
+    {
+        let mut w = world.lock().unwrap();
+        let r = w.resets.get(&k).unwrap();
+        assert!(r.phase().is_terminal() && r.status.as_ref().unwrap().secret_deleted_at.is_none());
+        // The user deletes the finished reset: no finalizer is left, so it goes at once.
+        let has_finalizer = r
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| !f.is_empty());
+        if has_finalizer {
+            let now = w.now;
+            let o = w.resets.get_mut(&k).unwrap();
+            o.metadata.deletion_timestamp = Some(Time(now));
+        } else {
+            w.resets.remove(&k);
+        }
+    }
+    drive(&world, &cluster, &cache, &process, &k, 40, |w| {
+        !w.secrets.contains_key(&secret)
+    });
+    assert!(
+        !world.lock().unwrap().secrets.contains_key(&secret),
+        "the reset is gone and the Secret holding its passcode is still readable"
+    );
+}
+
+/// SimAmapi, except that issueCommand is refused with a 403 (the enterprise's service account
+/// lost its role, say), and the twists are told it was called.
+struct RefusingAmapi {
+    inner: crate::edges::SimAmapi,
+    twists: Arc<Twists>,
+}
+
+impl passcode_operator::reconcile::reset::edges::Amapi for RefusingAmapi {
+    async fn get_device(
+        &self,
+        name: &str,
+    ) -> Result<passcode_operator::amapi::model::Device, passcode_operator::amapi::AmapiError> {
+        self.inner.get_device(name).await
+    }
+    async fn issue_command(
+        &self,
+        _device: &str,
+        _command: &passcode_operator::amapi::model::Command,
+        _start_by: Timestamp,
+        _timeout: std::time::Duration,
+    ) -> Result<passcode_operator::amapi::model::Operation, passcode_operator::amapi::AmapiError>
+    {
+        self.twists.issued.store(true, Ordering::SeqCst);
+        Err(passcode_operator::amapi::AmapiError::Terminal {
+            method: "devices.issueCommand",
+            status: 403,
+            rpc_status: Some("PERMISSION_DENIED".into()),
+            message: "The caller does not have permission".into(),
+        })
+    }
+    async fn get_operation(
+        &self,
+        name: &str,
+    ) -> Result<passcode_operator::amapi::model::Operation, passcode_operator::amapi::AmapiError>
+    {
+        self.inner.get_operation(name).await
+    }
+    async fn list_operations(
+        &self,
+        device: &str,
+    ) -> Result<Vec<passcode_operator::amapi::model::Operation>, passcode_operator::amapi::AmapiError>
+    {
+        self.inner.list_operations(device).await
+    }
+    async fn cancel_operation(
+        &self,
+        name: &str,
+    ) -> Result<(), passcode_operator::amapi::AmapiError> {
+        self.inner.cancel_operation(name).await
+    }
+    fn followup_allowed(&self) -> bool {
+        self.inner.followup_allowed()
+    }
+}
+
+/// REVIEW (conflict loop). issueCommand is refused (403: certainly no command). Before the final
+/// status (`PermissionDenied`) is written, someone annotates the reset (Argo CD, `kubectl
+/// label`): the write conflicts, and the loop starts over from a fresh read with nothing of
+/// AMAPI's answer carried (`inputs.issued` is dropped once anything was sent). The claim is
+/// `Known::Sent`, so the reset searches the device for a command that AMAPI refused, for the
+/// whole adoption window, and ends `OutcomeUnknown` ("the answer to issueCommand was lost ...
+/// check the device") instead of the precise reason. Safe (nothing is sent twice), but the
+/// answer was in hand: the loop should carry `issued` while the fresh reset shows the same claim
+/// without an operation.
+#[test]
+fn a_refused_command_whose_final_write_conflicts_keeps_its_reason() {
+    let (world, k) = world_with_one_reset();
+    let cache: Cache = Default::default();
+    let twists = Arc::new(Twists::default());
+    twists.bump_after_issue.store(true, Ordering::SeqCst);
+    let cluster = Twisted {
+        inner: SimCluster {
+            world: world.clone(),
+            cache: cache.clone(),
+        },
+        twists: twists.clone(),
+    };
+    let amapi = RefusingAmapi {
+        inner: crate::edges::SimAmapi {
+            world: world.clone(),
+        },
+        twists: twists.clone(),
+    };
+    let process = Process::default();
+    let pushed = passcode_operator::reconcile::reset::pushed::Pushed::default();
+    let nonce = || 4242u32;
+    let shell = passcode_operator::reconcile::reset::Shell {
+        cluster: &cluster,
+        amapi: &amapi,
+        config: &process.config,
+        claims: &process.claims,
+        metrics: &process.metrics,
+        pushed: &pushed,
+        nonce: &nonce,
+    };
+    for _ in 0..60 {
+        let obj = {
+            let w = world.lock().unwrap();
+            if finished(&w, &k) {
+                break;
+            }
+            let mut c = cache.lock().unwrap();
+            c.clear();
+            for (kk, o) in &w.resets {
+                c.insert(kk.clone(), Arc::new(o.clone()));
+            }
+            c.get(&k).cloned().unwrap()
+        };
+        let _ = block_on(passcode_operator::reconcile::reset::run(obj, &shell));
+        world
+            .lock()
+            .unwrap()
+            .advance(std::time::Duration::from_secs(5));
+    }
+    let w = world.lock().unwrap();
+    let s = w.resets.get(&k).unwrap().status.clone().unwrap();
+    assert!(w.ops.is_empty());
+    assert_eq!(
+        s.reason,
+        Some(passcode_operator::api::Reason::PermissionDenied),
+        "{:?}",
+        s.message
+    );
 }

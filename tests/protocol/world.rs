@@ -78,6 +78,10 @@ pub struct World {
     /// Records by ConfigMap name: resourceVersion and runs.
     pub records: BTreeMap<String, (u64, Vec<Run>)>,
     pub secrets: BTreeMap<String, String>,
+    /// The uid of each Secret, drawn when it is first seen; a deleted Secret's goes with it, so
+    /// one created again under the same name has another.
+    secret_uids: BTreeMap<String, String>,
+    next_secret_uid: u64,
     pub devices: BTreeMap<String, bool>,
     pub ops: Vec<Op>,
     pub late: Vec<Late>,
@@ -116,6 +120,8 @@ impl World {
             resets: BTreeMap::new(),
             records: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            secret_uids: BTreeMap::new(),
+            next_secret_uid: 1,
             devices: BTreeMap::new(),
             ops: Vec::new(),
             late: Vec::new(),
@@ -140,6 +146,34 @@ impl World {
     pub fn rv(&mut self) -> String {
         self.next_rv += 1;
         self.next_rv.to_string()
+    }
+
+    /// The uid of the Secret `namespace/name`, if it exists.
+    pub fn secret_uid(&mut self, key: &str) -> Option<String> {
+        if !self.secrets.contains_key(key) {
+            self.secret_uids.remove(key);
+            return None;
+        }
+        let next = &mut self.next_secret_uid;
+        let uid = self.secret_uids.entry(key.to_owned()).or_insert_with(|| {
+            *next += 1;
+            format!("secret-uid-{next}")
+        });
+        Some(uid.clone())
+    }
+
+    /// Deletes the Secret `namespace/name` if it exists and has `uid` (when given); whether it
+    /// was deleted.
+    pub fn delete_secret(&mut self, key: &str, uid: Option<&str>) -> bool {
+        let Some(current) = self.secret_uid(key) else {
+            return false;
+        };
+        if uid.is_some_and(|u| u != current) {
+            return false;
+        }
+        self.secrets.remove(key);
+        self.secret_uids.remove(key);
+        true
     }
 
     pub fn uid(&mut self) -> String {

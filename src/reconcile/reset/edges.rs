@@ -72,11 +72,13 @@ pub trait Cluster: Send + Sync {
         name: &str,
         key: &str,
     ) -> impl Future<Output = SecretRead> + Send;
-    /// Deletes a Secret by name (gone already counts as deleted); why not, otherwise.
+    /// Deletes a Secret by name, on condition that its uid is `uid` when given (gone already, or
+    /// replaced by another of the same name, counts as deleted); why not, otherwise.
     fn delete_secret(
         &self,
         namespace: &str,
         name: &str,
+        uid: Option<&str>,
     ) -> impl Future<Output = Result<(), String>> + Send;
     /// Adds the reset's run to the record of its name, or finds it (or its twin) there.
     fn record(
@@ -272,10 +274,11 @@ impl Cluster for KubeCluster {
                 let Some(value) = secret.data.as_mut().and_then(|d| d.remove(key)) else {
                     return SecretRead::KeyMissing;
                 };
+                let uid = secret.metadata.uid.take();
                 // Drop every other key's bytes now; keep only this one, zeroized on drop.
                 drop(secret);
                 match Passcode::from_secret_data(value.0) {
-                    Ok(p) => SecretRead::Value(p),
+                    Ok(p) => SecretRead::Value(p, uid),
                     Err(e) => SecretRead::Invalid(e),
                 }
             }
@@ -284,11 +287,24 @@ impl Cluster for KubeCluster {
         }
     }
 
-    async fn delete_secret(&self, namespace: &str, name: &str) -> Result<(), String> {
+    async fn delete_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<(), String> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        match api.delete(name, &DeleteParams::default()).await {
+        let params = DeleteParams {
+            preconditions: uid.map(|uid| Preconditions {
+                uid: Some(uid.to_owned()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(name, &params).await {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+            // Gone, or a different Secret by that name now (the precondition failed): ours is gone.
+            Err(kube::Error::Api(s)) if s.is_not_found() || s.is_conflict() => Ok(()),
             Err(kube::Error::Api(s)) if s.is_forbidden() => Err(format!(
                 "{} (the operator needs delete on secrets for deleteSecretAfterFinished)",
                 s.message

@@ -83,13 +83,17 @@ const CONFLICT_ROUNDS: usize = 3;
 /// A write that loses a race (a conflict: the first-status acceptor, a user's edit, another
 /// replica) starts over from a fresh read at once instead of a requeue; what AMAPI and the
 /// Secret answered is carried over while the spec is the same and no command went out, so a lost
-/// race costs a GET, not a second `devices.get` from the quota.
+/// race costs a GET, not a second `devices.get` from the quota. issueCommand's answer is carried
+/// while the fresh reset still shows the claim it answers (by fingerprint), without an operation
+/// and not finished: it is that claim's answer, and without it a refused command would be searched
+/// for and end `OutcomeUnknown`.
 pub async fn run<C: Cluster, A: Amapi>(
     reset: Arc<PasscodeReset>,
     shell: &Shell<'_, C, A>,
 ) -> Result<Option<Duration>, Error> {
     let mut current: PasscodeReset = (*reset).clone();
     let mut carried = (None, None);
+    let mut carried_issued = None;
     let mut round = 0;
     loop {
         round += 1;
@@ -99,6 +103,10 @@ pub async fn run<C: Cluster, A: Amapi>(
             ..Default::default()
         };
         (inputs.device, inputs.secret) = carried;
+        // The state right after the send, as before the conflict: its answer in hand (so
+        // never another send), to be recorded.
+        inputs.issued = carried_issued.take();
+        inputs.may_send = inputs.issued.is_some();
         match attempt(current.clone(), shell, &mut inputs).await {
             Err(Error::Kube(kube::Error::Api(s))) if s.is_conflict() && round < CONFLICT_ROUNDS => {
                 match shell.cluster.get(&current).await? {
@@ -110,10 +118,28 @@ pub async fn run<C: Cluster, A: Amapi>(
                 } else {
                     (None, None)
                 };
+                carried_issued = inputs
+                    .issued
+                    .take()
+                    .filter(|_| shows_own_unrecorded_claim(shell.claims, &current));
             }
             other => return other,
         }
     }
+}
+
+/// Whether `reset` shows the claim this process wrote (same fingerprint), with no operation
+/// recorded, and is not finished: an answer to issueCommand for that claim still applies.
+fn shows_own_unrecorded_claim(claims: &Claims, reset: &PasscodeReset) -> bool {
+    let (Known::Sent { fingerprint } | Known::Unsent { fingerprint }) = claims.known(reset) else {
+        return false;
+    };
+    let status = reset.status.as_ref();
+    status
+        .and_then(|s| s.claimed_command.as_ref())
+        .is_some_and(|c| c.duration == fingerprint)
+        && status.is_some_and(|s| s.operation.is_none())
+        && !reset.phase().is_terminal()
 }
 
 /// One pass of [`run`] over one view of the reset.
@@ -212,8 +238,7 @@ async fn attempt<C: Cluster, A: Amapi>(
                 // more now, since the operator's own writes do not trigger a reconcile.
                 if current.phase().is_terminal()
                     && (current.finalizers().iter().any(|f| f == FINALIZER)
-                        || (decide::secret_to_delete(&current).is_some()
-                            && inputs.secret_deleted.is_none()))
+                        || (decide::after_end_pending(&current) && inputs.secret_deleted.is_none()))
                 {
                     continue;
                 }
@@ -305,7 +330,7 @@ async fn attempt<C: Cluster, A: Amapi>(
             }
             Effect::IssueCommand(params) => {
                 let new_password = match (&inputs.secret, params.with_passcode) {
-                    (Some(decide::SecretRead::Value(p)), true) => {
+                    (Some(decide::SecretRead::Value(p, _)), true) => {
                         Some(zeroize::Zeroizing::new(p.expose().to_owned()))
                     }
                     (_, false) => None,
@@ -315,11 +340,22 @@ async fn attempt<C: Cluster, A: Amapi>(
                         let Some(source) = &current.spec.new_passcode else {
                             return Err(Error::Invariant("a passcode without a Secret"));
                         };
+                        let claimed = current
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.claimed_command.as_ref());
                         let namespace = current.namespace().unwrap_or_default();
-                        let (name, key) = (&source.secret_key_ref.name, &source.secret_key_ref.key);
+                        let name = claimed
+                            .and_then(|c| c.secret_name.as_ref())
+                            .unwrap_or(&source.secret_key_ref.name);
+                        let key = &source.secret_key_ref.key;
+                        // Only the Secret the claim read: one re-created since is not it.
+                        let read_uid = claimed.and_then(|c| c.secret_uid.clone());
                         match cluster.read_secret(&namespace, name, key).await {
-                            decide::SecretRead::Value(p) => {
-                                inputs.secret = Some(decide::SecretRead::Value(p));
+                            decide::SecretRead::Value(p, uid)
+                                if read_uid.is_none() || uid == read_uid =>
+                            {
+                                inputs.secret = Some(decide::SecretRead::Value(p, uid));
                                 continue;
                             }
                             _ => {
@@ -392,9 +428,13 @@ async fn attempt<C: Cluster, A: Amapi>(
                 inputs.operations =
                     Some(read(amapi.list_operations(&device).await, Reading::Other));
             }
-            Effect::DeleteSecret(name) => {
+            Effect::DeleteSecret { name, uid } => {
                 let namespace = current.namespace().unwrap_or_default();
-                inputs.secret_deleted = Some(cluster.delete_secret(&namespace, &name).await);
+                inputs.secret_deleted = Some(
+                    cluster
+                        .delete_secret(&namespace, &name, uid.as_deref())
+                        .await,
+                );
             }
             Effect::CancelOperation(name) => {
                 if let Err(e) = amapi.cancel_operation(&name).await {

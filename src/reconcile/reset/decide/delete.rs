@@ -1,6 +1,8 @@
-//! A reset being deleted: cancel what its claim may have sent, then let it go.
+//! A reset being deleted: cancel what its claim may have sent, delete its Secret when it asks and
+//! its command went out (or it is final), then let it go.
 
 use super::recover::{claimed_device, claims_command};
+use super::secret_lifetime::{after_finished, secret_to_delete};
 use std::time::Duration;
 
 use super::{Decision, EXPIRY_GRACE, Effect, Observed, Read};
@@ -20,7 +22,10 @@ pub(super) fn on_delete(
     if !claimed && !status.phase.unwrap_or(Phase::Pending).is_terminal() && !o.inputs.forgotten {
         return Decision::effect(Effect::Forget);
     }
-    let in_flight = claimed && !status.phase.unwrap_or(Phase::Pending).is_terminal();
+    let finished = status.phase.unwrap_or(Phase::Pending).is_terminal();
+    let in_flight = claimed && !finished;
+    // The claim's command was found on the device: it went out.
+    let mut adopted = false;
     if in_flight {
         // Let go only once the command is cancelled, or certainly cannot run any more: the
         // reset keeps its device's turn until then.
@@ -31,7 +36,7 @@ pub(super) fn on_delete(
             if o.inputs.cancel_failed && !expired(o, status) {
                 return again();
             }
-            return Decision::effect(Effect::RemoveFinalizer);
+            return let_go(o, status, true);
         }
         // Claimed without a recorded operation: find its command to cancel it.
         let claimed_at = status.claimed_at.as_ref().map_or(o.now, |t| t.0);
@@ -51,6 +56,7 @@ pub(super) fn on_delete(
                     [op] if !op.done && o.inputs.cancel_failed => return again(),
                     // Not listed yet: it may still appear within the window.
                     [] if searching => return again(),
+                    [_] => adopted = true,
                     _ => {}
                 }
             }
@@ -58,6 +64,29 @@ pub(super) fn on_delete(
             Some(Read::Unavailable(_)) if searching => return again(),
             Some(_) => {}
         }
+    }
+    let_go(o, status, finished || adopted)
+}
+
+/// Remove the finalizer; first, once the command went out (its outcome no longer needs the
+/// Secret), delete the Secret the reset asks to delete: nothing would once the reset is gone.
+fn let_go(o: &Observed, status: &PasscodeResetStatus, went_out: bool) -> Decision {
+    match &o.inputs.secret_deleted {
+        None if went_out => {
+            if let Some((name, uid)) = secret_to_delete(o.reset) {
+                return Decision::effect(Effect::DeleteSecret {
+                    name: name.to_owned(),
+                    uid: uid.map(str::to_owned),
+                });
+            }
+        }
+        // Noted and tried again; the finalizer stays meanwhile (removing it by hand gives up).
+        Some(Err(_)) => {
+            if let Some(d) = after_finished(o, status) {
+                return d;
+            }
+        }
+        _ => {}
     }
     Decision::effect(Effect::RemoveFinalizer)
 }

@@ -30,6 +30,8 @@ pub(super) fn follow(o: &Observed, status: &PasscodeResetStatus) -> Decision {
             lock_now: o.reset.spec.lock_now,
             require_entry: o.reset.spec.require_entry,
             duration: String::new(),
+            secret_name: None,
+            secret_uid: None,
         }
     });
 

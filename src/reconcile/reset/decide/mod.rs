@@ -38,7 +38,7 @@ use crate::reconcile::reset::record::Recorded;
 
 pub use crate::reconcile::Config;
 pub use recover::{claim_fingerprint, claimed_command, fingerprint_nanos};
-pub use secret_lifetime::secret_to_delete;
+pub use secret_lifetime::{after_end_pending, secret_to_delete};
 
 /// The finalizer present only while a command may be in flight, so deleting the reset cancels it.
 pub const FINALIZER: &str = "amapi.passcode-operator.io/cancel-in-flight";
@@ -68,7 +68,9 @@ pub enum SecretRead {
     Denied(String),
     Unavailable(String),
     Invalid(PasscodeError),
-    Value(Passcode),
+    /// The passcode, and the Secret's uid (recorded in the claim, so only that Secret is ever
+    /// deleted).
+    Value(Passcode, Option<String>),
 }
 
 /// The answer to `issueCommand`.
@@ -167,8 +169,13 @@ pub enum Effect {
     /// List the operations of this device.
     ListOperations(String),
     CancelOperation(String),
-    /// Delete the passcode's Secret (in the reset's namespace): the reset is final and asked for it.
-    DeleteSecret(String),
+    /// Delete the passcode's Secret (in the reset's namespace), on condition that it is still the
+    /// one with `uid` when known: the reset is final (or deleted after its command went out) and
+    /// asked for it.
+    DeleteSecret {
+        name: String,
+        uid: Option<String>,
+    },
 }
 
 /// The RESET_PASSWORD command a claim stands for.
@@ -219,7 +226,9 @@ pub fn decide(o: &Observed) -> Decision {
     if phase.is_terminal() {
         // Final: never another AMAPI call.
         if has_finalizer {
-            return Decision::effect(Effect::RemoveFinalizer);
+            // The Secret goes first: a reset deleted once its finalizer is gone would leave it.
+            return secret_lifetime::after_finished(o, &status)
+                .unwrap_or_else(|| Decision::effect(Effect::RemoveFinalizer));
         }
         if status.observed_generation != generation {
             let note = "The spec was changed after the reset ended; the change was ignored. Create a new PasscodeReset to act again.";

@@ -96,7 +96,15 @@ fn claim(o: &Observed, status: &PasscodeResetStatus, has_finalizer: bool) -> Gat
         // To the second, as the API server stores it: the claim reads back exactly as written.
         let now = o.now.round(jiff::Unit::Second).unwrap_or(o.now);
         s.claimed_at = Some(Time(now));
-        s.claimed_command = Some(claimed_command(&o.reset.spec, o.inputs.claim_nonce));
+        // The Secret read for this claim is the one its command carries, and the one deleted later.
+        let secret_uid = match &o.inputs.secret {
+            Some(SecretRead::Value(_, uid)) => uid.clone(),
+            _ => None,
+        };
+        s.claimed_command = Some(crate::api::ClaimedCommand {
+            secret_uid,
+            ..claimed_command(&o.reset.spec, o.inputs.claim_nonce)
+        });
     }
     claim.effect = Some(Effect::Claim);
     Ok(claim)
@@ -292,7 +300,7 @@ fn check_passcode(at: &At, device: &Device) -> Gate<(Vec<RequirementCheck>, Opti
         }));
     };
     let passcode = match secret {
-        SecretRead::Value(p) => p,
+        SecretRead::Value(p, _) => p,
         SecretRead::Missing => {
             return Err(waiting_for_secret(
                 o,

@@ -51,6 +51,11 @@ pub fn claimed_command(spec: &PasscodeResetSpec, nonce: u32) -> ClaimedCommand {
         lock_now: spec.lock_now,
         require_entry: spec.require_entry,
         duration: claim_fingerprint(duration_secs, nonce),
+        secret_name: spec
+            .new_passcode
+            .as_ref()
+            .map(|s| s.secret_key_ref.name.clone()),
+        secret_uid: None,
     }
 }
 

@@ -143,3 +143,90 @@ fn deleting_finds_the_claimed_command_by_its_fingerprint() {
     case.inputs.cancelled = true;
     assert_eq!(case.decide().effect, Some(Effect::RemoveFinalizer));
 }
+
+/// REVIEW (issue14). A finished reset that asks for its Secret to be deleted, whose deletion has
+/// not happened yet (the process stopped between the final status and the deletion, or the
+/// deletion failed and is being retried), is deleted by the user or a GitOps prune while it still
+/// carries the in-flight finalizer: `on_delete` removes the finalizer and the Secret is never
+/// deleted, so the passcode stays readable for good.
+#[test]
+fn deleting_a_finished_reset_still_deletes_its_secret() {
+    let mut r = deleting(finalized(with_status(issued(with_passcode(), OP), |s| {
+        s.phase = Some(Phase::Succeeded);
+        s.reason = Some(Reason::PasscodeReset);
+        s.observed_generation = Some(1);
+    })));
+    r.spec
+        .new_passcode
+        .as_mut()
+        .unwrap()
+        .delete_secret_after_finished = true;
+    assert_eq!(
+        Case::new(r).decide().effect,
+        Some(Effect::DeleteSecret {
+            name: "s".into(),
+            uid: None
+        }),
+        "the finalizer goes while the Secret the reset asked to delete is still there"
+    );
+}
+
+/// REVIEW (issue14). A reset whose command went out is deleted (cancel, then let go): the
+/// passcode was sent, and may have been set on the device, but the Secret asked to be deleted
+/// after use stays readable (a deleted reset never becomes final).
+#[test]
+fn deleting_a_reset_whose_command_went_out_deletes_its_secret() {
+    let mut r = deleting(issued(with_passcode(), OP));
+    r.spec
+        .new_passcode
+        .as_mut()
+        .unwrap()
+        .delete_secret_after_finished = true;
+    let mut case = Case::new(r);
+    case.inputs.cancelled = true;
+    assert_eq!(
+        case.decide().effect,
+        Some(Effect::DeleteSecret {
+            name: "s".into(),
+            uid: None
+        }),
+        "the reset goes and the Secret holding the sent passcode stays"
+    );
+}
+
+/// Deleted while claimed, nothing found on the device once the window closed: no command of it
+/// went out, so the Secret (maybe another reset's next) is left alone.
+#[test]
+fn deleting_a_claim_that_sent_nothing_leaves_its_secret() {
+    let mut r = deleting(claimed(with_passcode()));
+    r.spec
+        .new_passcode
+        .as_mut()
+        .unwrap()
+        .delete_secret_after_finished = true;
+    let mut case = Case::new(r).since_claim(600);
+    case.inputs.operations = Some(Read::Found(vec![]));
+    assert_eq!(case.decide().effect, Some(Effect::RemoveFinalizer));
+}
+
+/// A deletion that fails keeps the finalizer (noted, tried again); once it goes through, the
+/// reset is let go.
+#[test]
+fn a_deleted_reset_keeps_its_finalizer_until_its_secret_is_deleted() {
+    let mut r = deleting(issued(with_passcode(), OP));
+    r.spec
+        .new_passcode
+        .as_mut()
+        .unwrap()
+        .delete_secret_after_finished = true;
+    let mut case = Case::new(r.clone());
+    case.inputs.cancelled = true;
+    case.inputs.secret_deleted = Some(Err("forbidden".into()));
+    let d = case.decide();
+    assert!(d.effect.is_none() && d.requeue.is_some(), "{d:?}");
+    assert!(d.status.unwrap().message.unwrap().contains("forbidden"));
+    let mut case = Case::new(r);
+    case.inputs.cancelled = true;
+    case.inputs.secret_deleted = Some(Ok(()));
+    assert_eq!(case.decide().effect, Some(Effect::RemoveFinalizer));
+}

@@ -182,7 +182,10 @@ fn mine() -> Operation {
 }
 
 fn secret(p: &str) -> SecretRead {
-    SecretRead::Value(Passcode::from_secret_data(p.as_bytes().to_vec()).unwrap())
+    SecretRead::Value(
+        Passcode::from_secret_data(p.as_bytes().to_vec()).unwrap(),
+        None,
+    )
 }
 
 /// Another reset of [`DEVICE`], created at `created`.

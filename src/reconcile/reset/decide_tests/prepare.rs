@@ -455,6 +455,8 @@ fn the_claim_is_written_before_anything_is_sent() {
             lock_now: true,
             require_entry: false,
             duration: FINGERPRINT.into(),
+            secret_name: Some("s".into()),
+            secret_uid: None,
         })
     );
     assert_eq!(s.observed_generation, Some(1));
@@ -474,9 +476,14 @@ fn the_claim_names_the_command_with_a_fingerprint_of_this_claim() {
         json!({"device": DEVICE, "newPasscode": {"secretKeyRef": {"name": "s", "key": "k"}},
                "requireEntry": true, "expiresAfter": "1h"}),
     );
+    // The Secret read is recorded by name and uid: only it is deleted after the end.
+    let read = SecretRead::Value(
+        crate::passcode::Passcode::from_secret_data(b"830417".to_vec()).unwrap(),
+        Some("secret-uid-1".into()),
+    );
     let mut case = Case::new(finalized(both))
         .active()
-        .secret(secret("830417"))
+        .secret(read)
         .recorded(Recorded::Ours);
     case.inputs.claim_nonce = 7;
     let claim = case.decide().status.unwrap().claimed_command.unwrap();
@@ -488,6 +495,8 @@ fn the_claim_names_the_command_with_a_fingerprint_of_this_claim() {
             lock_now: false,
             require_entry: true,
             duration: "3600.000000007s".into(),
+            secret_name: Some("s".into()),
+            secret_uid: Some("secret-uid-1".into()),
         }
     );
     // Another claim draws another nonce: another fingerprint, never a whole second.

@@ -271,15 +271,23 @@ proptest! {
             Some(Effect::Record | Effect::AddFinalizer | Effect::ReadSecret { .. } | Effect::ReadNamespace(_)) => {
                 prop_assert!(!claimed && !deleted && !terminal);
             }
-            Some(Effect::DeleteSecret(name)) => {
-                // Only once the outcome is known, and only the Secret the reset was pointed at.
-                prop_assert!(terminal && !deleted && delete_after && !finalizer);
-                prop_assert_eq!(Some(name), r.spec.new_passcode.as_ref().map(|s| &s.secret_key_ref.name));
+            Some(Effect::DeleteSecret { name, uid }) => {
+                // Only once the outcome is known (final, or deleted after the claim, its command
+                // cancelled or gone), and only the Secret the claim's command read (the spec's
+                // before any claim); never for a claim that did not record it.
+                prop_assert!(delete_after && (terminal || (deleted && claimed && finalizer)));
+                let expected = match &before.claimed_command {
+                    Some(c) => c.secret_name.as_ref(),
+                    None if claimed => None,
+                    None => r.spec.new_passcode.as_ref().map(|s| &s.secret_key_ref.name),
+                };
+                prop_assert_eq!(Some(name), expected);
+                prop_assert_eq!(uid, &before.claimed_command.as_ref().and_then(|c| c.secret_uid.clone()));
             }
             Some(Effect::GetOperation(_) | Effect::CancelOperation(_) | Effect::RemoveFinalizer) | None => {}
         }
         if terminal && !deleted {
-            prop_assert!(matches!(d.effect, None | Some(Effect::RemoveFinalizer | Effect::DeleteSecret(_))), "{:?}", d.effect);
+            prop_assert!(matches!(d.effect, None | Some(Effect::RemoveFinalizer | Effect::DeleteSecret { .. })), "{:?}", d.effect);
         }
         if claimed && let Some(s) = &d.status && d.effect != Some(Effect::Release) {
             // A claim stays as written until it is released.
