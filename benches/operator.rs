@@ -18,7 +18,10 @@
 //! - `offline`: AMAPI's quota on a bad day. M fresh resets on online devices on an idle operator;
 //!   then N resets on offline devices at once (time until each has a status, time until each
 //!   command is out); then AMAPI calls per pending command over a window, and the same M fresh
-//!   resets under that load. Default `--amapi-rate` (8/s). N = 200 (`BENCH_OFFLINE_N` for more).
+//!   resets under that load. Default `--amapi-rate` (8/s). N = 200 (`BENCH_OFFLINE_N` for more);
+//!   `BENCH_OFFLINE_SETTLE_S` starts the window that long after the wave (660 shows the polling of
+//!   long-pending commands), `BENCH_OFFLINE_WINDOW_S` its length (120), and
+//!   `BENCH_OFFLINE_NOTIFICATIONS=1` runs the operator with Pub/Sub notifications.
 
 mod support;
 
@@ -50,6 +53,7 @@ const BURST_CREATORS: usize = 16;
 const FAST_FLAGS: OperatorFlags = OperatorFlags {
     amapi_rate: Some(2000.0),
     concurrency: Some(64),
+    notifications: false,
 };
 const STEADY_RATE: f64 = 20.0;
 const STEADY_SECONDS: u64 = 60;
@@ -646,7 +650,14 @@ impl Scenario {
         flags: &OperatorFlags,
     ) -> Scenario {
         let ns = create_namespace(&bench.admin, namespace).await;
-        let sim = Sim::start(&bench.credentials, enterprise, devices, "0ms").await;
+        let sim = Sim::start_with(
+            &bench.credentials,
+            enterprise,
+            devices,
+            "0ms",
+            flags.notifications,
+        )
+        .await;
         let api: Api<PasscodeReset> = Api::namespaced(bench.admin.clone(), &ns);
         let (finished, watch) = Finished::watch(api.clone());
         let mut op = spawn_operator(&bench.cp, &sim, &bench.credentials, &ns, flags);
@@ -876,6 +887,7 @@ async fn restart_probe(
     let flags = OperatorFlags {
         amapi_rate: None,
         concurrency: None,
+        notifications: false,
     };
     let mut op = spawn_operator(&bench.cp, sim, &bench.credentials, ns, &flags);
     let ready = op.wait_ready(Duration::from_secs(180)).await;
@@ -971,6 +983,7 @@ async fn quota(bench: &Bench, variant: &str, amapi_rate: f64) {
     let flags = OperatorFlags {
         amapi_rate: Some(amapi_rate),
         concurrency: None,
+        notifications: false,
     };
     let scenario = Scenario::start(
         bench,
@@ -1114,10 +1127,24 @@ async fn offline(bench: &Bench) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(OFFLINE_N);
     let m = OFFLINE_FRESH;
-    progress!("offline: {n} resets on offline devices, {m} fresh ones before and under that load");
+    let env_secs = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    // Long-pending commands are polled on their own schedule only from 10 minutes: a window that
+    // shows it starts that long after the wave (BENCH_OFFLINE_SETTLE_S=660).
+    let settle_s = env_secs("BENCH_OFFLINE_SETTLE_S", 0);
+    let window_len_s = env_secs("BENCH_OFFLINE_WINDOW_S", OFFLINE_WINDOW_S);
+    let notifications = std::env::var("BENCH_OFFLINE_NOTIFICATIONS").is_ok_and(|v| v == "1");
+    progress!(
+        "offline: {n} resets on offline devices, {m} fresh ones before and under that load; notifications {notifications}, settle {settle_s} s, window {window_len_s} s"
+    );
     let flags = OperatorFlags {
         amapi_rate: None,
         concurrency: None,
+        notifications,
     };
     let devices = n + 2 * m;
     let scenario = Scenario::start(bench, "bench-offline", "Ebenchoffline", devices, &flags).await;
@@ -1182,9 +1209,7 @@ async fn offline(bench: &Bench) {
     let issued_all_s = t0.elapsed().as_secs_f64();
     let wave_calls = sim.counters().await;
 
-    // Pending commands' polls over a window, and fresh resets under that load.
-    let window_before = sim.counters().await;
-    let window_t0 = Instant::now();
+    // Fresh resets under that load, then the pending commands' polls over a window.
     let loaded = fresh_latencies(
         &scenario,
         (0..m)
@@ -1192,8 +1217,18 @@ async fn offline(bench: &Bench) {
             .collect(),
     )
     .await;
-    let left = Duration::from_secs(OFFLINE_WINDOW_S).saturating_sub(window_t0.elapsed());
-    tokio::time::sleep(left).await;
+    let settle = Duration::from_secs(settle_s).saturating_sub(t0.elapsed());
+    if !settle.is_zero() {
+        progress!(
+            "offline: waiting {} s for the commands to age",
+            settle.as_secs()
+        );
+    }
+    tokio::time::sleep(settle).await;
+    let window_from_wave_s = t0.elapsed().as_secs_f64();
+    let window_before = sim.counters().await;
+    let window_t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(window_len_s)).await;
     let window_s = window_t0.elapsed().as_secs_f64();
     let after = sim.counters().await;
     let polls = after.methods_since(&window_before)["operations.get"]
@@ -1223,7 +1258,8 @@ async fn offline(bench: &Bench) {
         "pending_polls_in_window": polls,
         "window_s": round(window_s, 0),
         "polls_per_pending_command_per_hour": round(per_pending_per_hour, 1),
-        "polls_method": "operations.get on the simulator over the window right after the wave was issued (commands 0-10 min old are polled every 30-60 s; from 10 min every 5 min, i.e. 12/h)",
+        "window_starts_after_wave_s": round(window_from_wave_s, 0),
+        "polls_method": "operations.get on the simulator over the window, which starts window_starts_after_wave_s after the wave was created (commands under 10 min old are polled every 5-60 s; from 10 min every 5 min, 12/h, or every 30 min, 2/h, while notifications arrive)",
         "fresh_idle_ms": summary(idle.clone(), 0),
         "fresh_loaded_ms": summary(loaded.clone(), 0),
         "fresh_loaded_over_idle_p50": if idle_p50 > 0.0 { round(loaded_p50 / idle_p50, 2) } else { 0.0 },

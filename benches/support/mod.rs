@@ -167,15 +167,32 @@ impl Sim {
         devices: usize,
         sync_delay: &str,
     ) -> Sim {
-        let mut yaml = format!(
-            "enterprises:\n  - id: {enterprise}\n    policies:\n      - id: none\n    devices:\n"
-        );
-        for i in 0..devices.max(1) {
-            yaml.push_str(&format!(
-                "      - {{id: {}, managementMode: PROFILE_OWNER, apiLevel: 34, syncDelay: {sync_delay}}}\n",
-                device_id(i)
-            ));
-        }
+        Self::start_with(credentials, enterprise, devices, sync_delay, false).await
+    }
+
+    /// [`Sim::start`], the enterprise publishing COMMAND notifications to the scenario
+    /// subscription when `notified`.
+    pub async fn start_with(
+        credentials: &Path,
+        enterprise: &str,
+        devices: usize,
+        sync_delay: &str,
+        notified: bool,
+    ) -> Sim {
+        let devices: String = (0..devices.max(1))
+            .map(|i| {
+                format!(
+                    "      - {{id: {}, managementMode: PROFILE_OWNER, apiLevel: 34, syncDelay: {sync_delay}}}\n",
+                    device_id(i)
+                )
+            })
+            .collect();
+        let policies = "      - id: none";
+        let yaml = if notified {
+            testkit::scenario::notified_fleet(enterprise, policies, devices.trim_end())
+        } else {
+            testkit::scenario::fleet(enterprise, policies, devices.trim_end())
+        };
         let sim = testkit::simulator(&yaml, Some(credentials.to_owned())).await;
         Sim {
             sim,
@@ -263,6 +280,8 @@ impl Counters {
 pub struct OperatorFlags {
     pub amapi_rate: Option<f64>,
     pub concurrency: Option<u16>,
+    /// Pull AMAPI's COMMAND notifications from the simulator's subscription.
+    pub notifications: bool,
 }
 
 impl OperatorFlags {
@@ -270,6 +289,7 @@ impl OperatorFlags {
         json!({
             "amapi_rate": self.amapi_rate.map_or(json!("default (8)"), |r| json!(r)),
             "concurrency": self.concurrency.map_or(json!("default (16)"), |c| json!(c)),
+            "notifications": self.notifications,
         })
     }
 }
@@ -291,6 +311,13 @@ pub fn spawn_operator(
     }
     if let Some(c) = flags.concurrency {
         args.push(("concurrency", c.to_string()));
+    }
+    if flags.notifications {
+        args.push((
+            "pubsub-subscription",
+            testkit::scenario::SUBSCRIPTION.to_owned(),
+        ));
+        args.push(("pubsub-url", sim.sim.base_url()));
     }
     Operator::spawn(Launch {
         kubeconfig: &cp.operator_kubeconfig(),
