@@ -215,9 +215,9 @@ mod tests {
         assert!(s.is_final() && !s.succeeded());
         let newer = Summary::from_json(&reset(
             "b",
-            json!({"phase": "Pending", "reason": "AwaitingApproval"}),
+            json!({"phase": "Pending", "reason": "AwaitingSomethingNewer"}),
         ));
-        assert_eq!(newer.state(), "Pending/AwaitingApproval");
+        assert_eq!(newer.state(), "Pending/AwaitingSomethingNewer");
         assert_eq!((newer.what_to_do, newer.requester), (None, None));
         let fresh = Summary::from_json(&reset("c", Value::Null));
         assert_eq!(fresh.state(), "Pending/-");
