@@ -4,6 +4,7 @@
 mod admission;
 mod argocd;
 mod bad_inputs;
+mod chart;
 mod crds;
 mod credentials;
 mod exactly_once;
