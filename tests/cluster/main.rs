@@ -2,6 +2,7 @@
 //! (`testkit::cluster`).
 
 mod admission;
+mod alerts;
 mod argocd;
 mod bad_inputs;
 mod chart;
