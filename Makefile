@@ -32,8 +32,9 @@ lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-crds: ## regenerate crds/ from the code
+crds: ## regenerate crds/ (and the chart's copy) from the code
 	$(CARGO) run --quiet --locked -- crds > crds/crds.yaml
+	cp crds/crds.yaml charts/passcode-operator/crds/crds.yaml
 
 test: control-plane discovery chart-tools lint ## every test: lint, unit, integration against a real kube-apiserver
 	$(CARGO) test --locked --no-fail-fast

@@ -141,12 +141,15 @@ fn firing(rules: &BTreeMap<String, Value>, name: &str, labels: &[(&str, &str)]) 
     json!({"exp_labels": l, "exp_annotations": rule["annotations"]})
 }
 
+/// The alerts that fire at one evaluation, each with its expected instances.
+type Firing<'a> = Vec<(&'a str, Vec<Value>)>;
+
 /// A promtool test group: at each minute, the alerts that fire (every other alert: none).
 fn group(
     rules: &BTreeMap<String, Value>,
     name: &str,
     series: Vec<(String, String)>,
-    checks: Vec<(usize, Vec<(&str, Vec<Value>)>)>,
+    checks: Vec<(usize, Firing)>,
 ) -> Value {
     let mut tests = Vec::new();
     for (minute, fire) in checks {
