@@ -292,7 +292,8 @@ async fn each_alert_fires_on_the_operators_real_metrics() {
 
     // An operator in trouble: an OutcomeUnknown (claimed, killed before sending, restarted), a
     // reset for an enterprise its identity cannot reach (403), issueCommand throttled (429), a
-    // reset still Pending past its command's expiry, a subscription that does not exist.
+    // reset still Pending past its command's expiry (its operation unreadable), a subscription
+    // that does not exist.
     let devices = "      - {id: phone, syncDelay: 50ms}\n      - {id: away, online: false}\n      - {id: t, syncDelay: 50ms}\n";
     let mut env = Env::killed_at("alerts-trouble", POLICY, devices, "before-issue").await;
     let real = env.enterprise.clone();
@@ -331,7 +332,14 @@ async fn each_alert_fires_on_the_operators_real_metrics() {
             && !m.contains("passcode_operator_notifications_total{outcome=\"pull_error\"} 0")
     })
     .await;
-    // The command expires 60 s after it was issued; the operator ends the reset 30 s later.
+    // The command expires 60 s after it was issued. The operator would end the reset at once
+    // (AMAPI reports the expiry) were it able to read the operation: make it unable to.
+    env.sim_send(
+        reqwest::Method::PUT,
+        "faults",
+        json!({"errorRate": 1.0, "methods": ["operations.get", "operations.list", "operations.cancel"]}),
+    )
+    .await;
     metrics_until(
         &env,
         "a reset past its expiry",

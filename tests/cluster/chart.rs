@@ -520,8 +520,8 @@ fn the_charts_copies_are_their_sources() {
 /// left out: this control plane has no such CRDs.
 #[test]
 fn the_api_server_accepts_the_chart() {
-    // A namespace of its own: the manifests' Deployment (another selector) lives in the
-    // operator's namespace of this shared control plane.
+    // A namespace of its own: the manifests' Deployment lives in the operator's namespace of
+    // this shared control plane.
     let ns = "chart-install";
     let namespaces = control_plane().kubectl(&["get", "namespaces", "-o", "name"]);
     if !namespaces.lines().any(|l| l == format!("namespace/{ns}")) {
@@ -529,7 +529,7 @@ fn the_api_server_accepts_the_chart() {
     }
     let file = wif_config();
     let wif_arg = format!("@{file}");
-    for values in [
+    for (i, values) in [
         vec![],
         vec![
             ("credentials.mode", "gke"),
@@ -542,16 +542,22 @@ fn the_api_server_accepts_the_chart() {
             ("credentials.mode", "wif"),
             ("credentials.wif.config", wif_arg.as_str()),
         ],
-        // A name of its own: objects created, not merged with the manifests' (whose webhook
-        // clientConfig names a Service, which a URL would join).
         vec![
-            ("fullnameOverride", "chart-test"),
             ("webhook.url", "https://operator.example:8443"),
             ("replicas", "1"),
             ("leaderElection", "false"),
             ("dashboard.enabled", "true"),
         ],
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Names of its own, so the objects are created as in a fresh install, not merged with
+        // the cluster-wide ones other tests change (a webhook clientConfig with a URL and a
+        // Service merged is refused).
+        let name = format!("chart-test-{i}");
+        let mut values = values;
+        values.push(("fullnameOverride", &name));
         let text = template_text(&values, true, ns).unwrap();
         let (crds, objects): (Vec<Value>, Vec<Value>) = yaml_documents(&text)
             .into_iter()
