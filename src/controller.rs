@@ -376,22 +376,24 @@ async fn controllers(
         ctx.amapi.clone(),
         until.clone(),
     );
-    // Claimed and not finished, as the cache shows them: a gauge that heals with the cache.
+    // Claimed and not finished, and not finished past their command's expiry, as the cache shows
+    // them: gauges that heal with the cache.
     let in_flight_gauge = {
         let (store, metrics) = (reset_store.clone(), ctx.metrics.clone());
         let until = until.clone();
         async move {
             let count = async {
                 loop {
-                    let n = store
-                        .state()
-                        .iter()
-                        .filter(|r| {
-                            !r.phase().is_terminal()
-                                && r.status.as_ref().is_some_and(|s| s.claimed_at.is_some())
-                        })
-                        .count();
-                    metrics.commands_in_flight.set(n as i64);
+                    let now = jiff::Timestamp::now();
+                    let (mut in_flight, mut past_expiry) = (0, 0);
+                    for r in store.state().iter().filter(|r| !r.phase().is_terminal()) {
+                        let Some(s) = r.status.as_ref() else { continue };
+                        in_flight += usize::from(s.claimed_at.is_some());
+                        past_expiry +=
+                            usize::from(s.expires_at.as_ref().is_some_and(|t| t.0 < now));
+                    }
+                    metrics.commands_in_flight.set(in_flight as i64);
+                    metrics.resets_past_expiry.set(past_expiry as i64);
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             };

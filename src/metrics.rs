@@ -64,6 +64,7 @@ pub struct Metrics {
     pub amapi_latency: Family<MethodLabels, Histogram>,
     pub rate_limit_wait: Counter<f64, AtomicU64>,
     pub leader: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub resets_past_expiry: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -139,6 +140,25 @@ impl Metrics {
             "1 while this replica holds the leader lease",
             leader.clone(),
         );
+        let resets_past_expiry = Gauge::default();
+        registry.register(
+            "resets_past_expiry",
+            "Resets not finished whose command's expiresAt has passed, as the cache shows them",
+            resets_past_expiry.clone(),
+        );
+        // Series alerted on exist from the start at 0, so their first increase is seen (a
+        // series that appears at 1 has no increase to a query).
+        reset_transitions
+            .get_or_create(&TransitionLabels {
+                phase: "Failed",
+                reason: "OutcomeUnknown",
+            })
+            .inc_by(0);
+        for kind in crate::reconcile::Error::LABELS {
+            reconcile_errors
+                .get_or_create(&ErrorLabels { kind })
+                .inc_by(0);
+        }
         Metrics {
             registry,
             reconciles,
@@ -151,6 +171,7 @@ impl Metrics {
             amapi_latency,
             rate_limit_wait,
             leader,
+            resets_past_expiry,
         }
     }
 
@@ -160,6 +181,15 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String");
         out
+    }
+
+    /// The notification outcomes alerted on, at 0 once a subscription is configured.
+    pub fn notifications_configured(&self) {
+        for outcome in ["pull_error", "malformed"] {
+            self.notifications
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc_by(0);
+        }
     }
 
     pub fn notification(&self, outcome: &'static str) {
@@ -232,6 +262,9 @@ mod tests {
             "passcode_operator_notifications_total{outcome=\"matched\"} 1",
             "passcode_operator_amapi_rate_limit_wait_seconds_total",
             "passcode_operator_leader",
+            "passcode_operator_resets_past_expiry 0",
+            "passcode_operator_reset_transitions_total{phase=\"Failed\",reason=\"OutcomeUnknown\"} 0",
+            "passcode_operator_reconcile_errors_total{kind=\"conflict\"} 0",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

@@ -33,6 +33,7 @@ pub async fn follow(
     healthy: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) {
+    metrics.notifications_configured();
     loop {
         let batch = match pubsub.pull(BATCH).await {
             Ok(batch) => {

@@ -324,7 +324,7 @@ impl AmapiClient {
         }
         let outcome = match &result {
             Ok(_) => "ok",
-            Err(e) => e.outcome(),
+            Err(e) => e.metric_outcome(),
         };
         self.inner
             .observer

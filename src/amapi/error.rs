@@ -76,7 +76,22 @@ impl AmapiError {
         }
     }
 
-    /// The outcome label used in metrics.
+    /// The `outcome` label of `passcode_operator_amapi_calls_total`: the class, with the two
+    /// answers a help desk alerts on apart: `quota` (429: the project's quota is spent) and
+    /// `denied` (401/403: the identity may not do this).
+    pub fn metric_outcome(&self) -> &'static str {
+        match self {
+            AmapiError::Transient {
+                status: Some(429), ..
+            } => "quota",
+            AmapiError::Terminal {
+                status: 401 | 403, ..
+            } => "denied",
+            _ => self.outcome(),
+        }
+    }
+
+    /// The class of the failure: what it says about retrying and about a command.
     pub fn outcome(&self) -> &'static str {
         match self {
             AmapiError::Transient { .. } => "transient",

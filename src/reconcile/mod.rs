@@ -53,6 +53,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every value of [`Error::label`].
+    pub const LABELS: [&'static str; 4] = ["conflict", "kubernetes", "invariant", "unsettled"];
+
     /// For the `reconcile_errors` metric and logs.
     pub fn label(&self) -> &'static str {
         match self {

@@ -25,6 +25,42 @@ pub fn repo() -> &'static Path {
         .expect("testkit/ lies in the repository")
 }
 
+/// A tool `hack/chart-tools install` put in the cache (`helm`, `promtool`); panics with how to
+/// get it when it is missing.
+pub fn tool(name: &str) -> PathBuf {
+    let out = std::process::Command::new(repo().join("hack/chart-tools"))
+        .args(["path", name])
+        .output()
+        .expect("run hack/chart-tools");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        out.status.success() && path.exists(),
+        "{name} is not installed: run `make chart-tools` (hack/chart-tools install)"
+    );
+    path
+}
+
+/// Every document of a multi-document YAML text, comment-only documents left out.
+pub fn yaml_documents(text: &str) -> Vec<serde_json::Value> {
+    let mut docs = vec![String::new()];
+    for line in text.lines() {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            docs.push(String::new());
+        } else {
+            let doc = docs.last_mut().expect("one document at least");
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
+    docs.into_iter()
+        .filter(|doc| {
+            doc.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .map(|doc| serde_saphyr::from_str(&doc).unwrap_or_else(|e| panic!("{e}:\n{doc}")))
+        .collect()
+}
+
 /// Starts an in-process simulator for `fleet_yaml` on a free loopback port; with `credentials`,
 /// its service-account key file is written there.
 pub async fn simulator(fleet_yaml: &str, credentials: Option<PathBuf>) -> Simulator {

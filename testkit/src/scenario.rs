@@ -205,6 +205,8 @@ impl Env {
             // Only the scenario's own PasscodeResetScopes (see [`Env::scope`]).
             ("scope-selector", format!("{SCOPE_LABEL}={}", self.ns)),
         ];
+        // A flag the options give replaces the default above (clap refuses a flag twice).
+        flags.retain(|(name, _)| !options.flags.iter().any(|(given, _)| given == name));
         flags.extend(options.flags);
         if let Some(lease) = options.lease_name {
             flags.push(("lease-name", lease));

@@ -2,8 +2,10 @@
 //! (`testkit::cluster`).
 
 mod admission;
+mod alerts;
 mod argocd;
 mod bad_inputs;
+mod chart;
 mod crds;
 mod credentials;
 mod exactly_once;
