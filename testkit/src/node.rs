@@ -73,7 +73,11 @@ impl Node {
 
     /// Imports an OCI archive into the node's containerd, for pods with `imagePullPolicy: Never`.
     pub fn load(&self, archive: &Path) {
-        self.hack(&["load", self.dir.to_str().unwrap(), archive.to_str().unwrap()]);
+        self.hack(&[
+            "load",
+            self.dir.to_str().unwrap(),
+            archive.to_str().unwrap(),
+        ]);
     }
 
     /// The host PID of a container (`containerd://ID`, as a pod's status names it).

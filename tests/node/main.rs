@@ -9,7 +9,7 @@ mod image;
 mod operator;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -54,9 +54,7 @@ fn background() -> &'static tokio::runtime::Runtime {
 }
 
 /// Runs `f` on the background runtime from any thread (a test's runtime cannot block on it).
-fn on_background<T: Send + 'static>(
-    f: impl std::future::Future<Output = T> + Send + 'static,
-) -> T {
+fn on_background<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
     std::thread::spawn(move || background().block_on(f))
         .join()
         .expect("background task")
@@ -105,7 +103,11 @@ fn install() -> Installed {
         NAMESPACE,
         &format!("--from-file=credentials.json={}", key_file.display()),
     ]);
-    std::fs::write(dir.join("kustomization.yaml"), overlay(&amapi, &webhook)).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        overlay(&dir, &amapi, &webhook),
+    )
+    .unwrap();
     node.kubectl(&["apply", "--validate=false", "-k", dir.to_str().unwrap()]);
     std::fs::write(
         dir.join("helpdesk.yaml"),
@@ -134,8 +136,15 @@ fn install() -> Installed {
 
 /// The overlay a user would write: the image built here (never pulled), the simulator as AMAPI,
 /// the webhook's URL. Everything else is `manifests/` as shipped.
-fn overlay(amapi: &str, webhook: &str) -> String {
-    let manifests = testkit::repo().join("manifests");
+fn overlay(dir: &Path, amapi: &str, webhook: &str) -> String {
+    // kustomize takes only relative paths to other kustomizations
+    let dir = dir.canonicalize().unwrap();
+    let repo = testkit::repo().canonicalize().unwrap();
+    let manifests = format!(
+        "{}{}/manifests",
+        "../".repeat(dir.components().count() - 1),
+        repo.strip_prefix("/").unwrap().display()
+    );
     format!(
         r#"apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -150,7 +159,6 @@ patches:
       - {{op: add, path: /spec/template/spec/containers/0/env/-, value: {{name: AMAPI_BASE_URL, value: "{amapi}"}}}}
       - {{op: add, path: /spec/template/spec/containers/0/env/-, value: {{name: PASSCODE_OPERATOR_WEBHOOK_URL, value: "{webhook}"}}}}
 "#,
-        manifests = manifests.display(),
         version = env!("CARGO_PKG_VERSION"),
     )
 }
@@ -221,7 +229,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?}: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?}: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use passcode_operator::api::{PasscodeReset, Reason};
 use passcode_operator::simulator::AdminClient;
 use serde_json::{Value, json};
@@ -44,25 +44,30 @@ impl Cluster {
 
     /// The operator's pods, once both replicas are Ready and one holds the Lease: (leader, other).
     async fn settled(&self) -> (Pod, Pod) {
-        eventually("two Ready replicas, one of them the leader", Duration::from_secs(180), || async {
-            let pods = self
-                .pods()
-                .list(&ListParams::default().labels("app.kubernetes.io/name=passcode-operator"))
-                .await
-                .ok()?
-                .items;
-            let ready: Vec<Pod> = pods
-                .into_iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
-                .collect();
-            if ready.len() != 2 {
-                return None;
-            }
-            let holder = self.lease().await?.spec?.holder_identity?;
-            let (leader, other): (Vec<Pod>, Vec<Pod>) =
-                ready.into_iter().partition(|p| p.metadata.name.as_deref() == Some(&holder));
-            (leader.len() == 1).then(|| (leader[0].clone(), other[0].clone()))
-        })
+        eventually(
+            "two Ready replicas, one of them the leader",
+            Duration::from_secs(180),
+            || async {
+                let pods = self
+                    .pods()
+                    .list(&ListParams::default().labels("app.kubernetes.io/name=passcode-operator"))
+                    .await
+                    .ok()?
+                    .items;
+                let ready: Vec<Pod> = pods
+                    .into_iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
+                    .collect();
+                if ready.len() != 2 {
+                    return None;
+                }
+                let holder = self.lease().await?.spec?.holder_identity?;
+                let (leader, other): (Vec<Pod>, Vec<Pod>) = ready
+                    .into_iter()
+                    .partition(|p| p.metadata.name.as_deref() == Some(&holder));
+                (leader.len() == 1).then(|| (leader[0].clone(), other[0].clone()))
+            },
+        )
         .await
     }
 
@@ -102,24 +107,39 @@ impl Cluster {
             .unwrap();
     }
 
-    async fn wait_reset(&self, name: &str, what: &str, check: impl Fn(&PasscodeReset) -> bool) -> PasscodeReset {
-        eventually(&format!("{name}: {what}"), Duration::from_secs(120), || async {
-            self.resets().get_opt(name).await.ok()?.filter(|r| check(r))
-        })
+    async fn wait_reset(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&PasscodeReset) -> bool,
+    ) -> PasscodeReset {
+        eventually(
+            &format!("{name}: {what}"),
+            Duration::from_secs(120),
+            || async { self.resets().get_opt(name).await.ok()?.filter(|r| check(r)) },
+        )
         .await
     }
 
     async fn succeeded(&self, name: &str) -> PasscodeReset {
-        let r = self.wait_reset(name, "a final phase", |r| r.phase().is_terminal()).await;
+        let r = self
+            .wait_reset(name, "a final phase", |r| r.phase().is_terminal())
+            .await;
         let status = r.status.clone().unwrap();
-        assert_eq!(status.reason, Some(Reason::PasscodeReset), "{name}: {status:#?}");
+        assert_eq!(
+            status.reason,
+            Some(Reason::PasscodeReset),
+            "{name}: {status:#?}"
+        );
         r
     }
 
     async fn commands(&self, device: &str) -> usize {
         let v = self
             .sim()
-            .get(&format!("enterprises/{ENTERPRISE}/devices/{device}/commands"))
+            .get(&format!(
+                "enterprises/{ENTERPRISE}/devices/{device}/commands"
+            ))
             .await
             .unwrap();
         v.as_array()
@@ -141,7 +161,10 @@ impl Cluster {
 
     /// The host PID of the operator container of `pod`.
     fn pid(&self, pod: &Pod) -> u32 {
-        let id = container(pod)["containerID"].as_str().expect("a container ID").to_owned();
+        let id = container(pod)["containerID"]
+            .as_str()
+            .expect("a container ID")
+            .to_owned();
         self.installed.node.container_pid(&id)
     }
 }
@@ -154,7 +177,15 @@ fn is_ready(p: &Pod) -> bool {
 }
 
 fn container(pod: &Pod) -> Value {
-    serde_json::to_value(&pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0]).unwrap()
+    serde_json::to_value(
+        &pod.status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[0],
+    )
+    .unwrap()
 }
 
 fn name(pod: &Pod) -> String {
@@ -202,9 +233,17 @@ async fn the_pod_runs_confined_as_the_deployment_says() {
         assert_eq!(field("Uid"), "65532 65532 65532 65532", "{who}: non-root");
         assert_eq!(field("Gid"), "65532 65532 65532 65532", "{who}");
         for caps in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-            assert_eq!(field(caps), "0000000000000000", "{who}: {caps}: capabilities dropped");
+            assert_eq!(
+                field(caps),
+                "0000000000000000",
+                "{who}: {caps}: capabilities dropped"
+            );
         }
-        assert_eq!(field("NoNewPrivs"), "1", "{who}: allowPrivilegeEscalation false");
+        assert_eq!(
+            field("NoNewPrivs"),
+            "1",
+            "{who}: allowPrivilegeEscalation false"
+        );
         // The root mount: read-only, and its writable layer (overlayfs upperdir) empty.
         let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
         let root = mountinfo
@@ -212,10 +251,16 @@ async fn the_pod_runs_confined_as_the_deployment_says() {
             .find(|l| l.split_whitespace().nth(4) == Some("/"))
             .expect("a root mount");
         let options = root.split_whitespace().nth(5).unwrap();
-        assert!(options.split(',').any(|o| o == "ro"), "{who}: root mounted read-only: {root}");
+        assert!(
+            options.split(',').any(|o| o == "ro"),
+            "{who}: root mounted read-only: {root}"
+        );
         if let Some(upper) = root.split(',').find_map(|o| o.strip_prefix("upperdir=")) {
             let written: Vec<_> = std::fs::read_dir(upper).unwrap().collect();
-            assert!(written.is_empty(), "{who}: nothing written outside its volumes: {written:?}");
+            assert!(
+                written.is_empty(),
+                "{who}: nothing written outside its volumes: {written:?}"
+            );
         }
         // The memory limit (cgroup v1) and what it uses.
         let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
@@ -224,7 +269,10 @@ async fn the_pod_runs_confined_as_the_deployment_says() {
             .find_map(|l| {
                 let mut parts = l.splitn(3, ':');
                 let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-                controllers.split(',').any(|c| c == "memory").then(|| path.to_owned())
+                controllers
+                    .split(',')
+                    .any(|c| c == "memory")
+                    .then(|| path.to_owned())
             })
             .expect("a memory cgroup");
         let read = |f: &str| -> u64 {
@@ -235,11 +283,23 @@ async fn the_pod_runs_confined_as_the_deployment_says() {
                 .unwrap()
         };
         let limit = read("memory.limit_in_bytes");
-        assert_eq!(limit, 128 * 1024 * 1024, "{who}: the Deployment's limit, 128Mi");
+        assert_eq!(
+            limit,
+            128 * 1024 * 1024,
+            "{who}: the Deployment's limit, 128Mi"
+        );
         let peak = read("memory.max_usage_in_bytes");
         let rss_kib: u64 = field("VmRSS").trim_end_matches(" kB").parse().unwrap();
-        eprintln!("{who}: RSS {} MiB, cgroup peak {} MiB of {} MiB", rss_kib / 1024, peak >> 20, limit >> 20);
-        assert!(peak < limit && rss_kib * 1024 < limit, "{who}: under its limit");
+        eprintln!(
+            "{who}: RSS {} MiB, cgroup peak {} MiB of {} MiB",
+            rss_kib / 1024,
+            peak >> 20,
+            limit >> 20
+        );
+        assert!(
+            peak < limit && rss_kib * 1024 < limit,
+            "{who}: under its limit"
+        );
         assert_eq!(read("memory.failcnt"), 0, "{who}: never hit its limit");
     }
 }
@@ -255,13 +315,19 @@ async fn the_leader_deleted_mid_flight_hands_over_with_no_second_command() {
     let device = "offline-leader";
     c.reset("handover", device).await;
     c.wait_reset("handover", "its command issued", |r| {
-        r.status.as_ref().and_then(|s| s.operation.as_ref()).is_some()
+        r.status
+            .as_ref()
+            .and_then(|s| s.operation.as_ref())
+            .is_some()
     })
     .await;
     assert_eq!(c.commands(device).await, 1);
     let last_renewal = c.lease().await.unwrap().spec.unwrap().renew_time.unwrap().0;
     let deleted = std::time::Instant::now();
-    c.pods().delete(&name(&leader), &DeleteParams::default()).await.unwrap();
+    c.pods()
+        .delete(&name(&leader), &DeleteParams::default())
+        .await
+        .unwrap();
     // Watch the Lease until the other replica holds it, keeping the old holder's last renewal.
     let (leader_name, other_name) = (name(&leader), name(&other));
     let mut last_renewal = last_renewal;
@@ -276,7 +342,10 @@ async fn the_leader_deleted_mid_flight_hands_over_with_no_second_command() {
         {
             last_renewal = t.0;
         }
-        assert!(std::time::Instant::now() < deadline, "the other replica never held the Lease: {spec:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other replica never held the Lease: {spec:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let acquired: Timestamp = lease.acquire_time.expect("acquireTime").0;
@@ -286,13 +355,25 @@ async fn the_leader_deleted_mid_flight_hands_over_with_no_second_command() {
         "released on SIGTERM: taken over at {acquired}, before the old term ran out at {expiry}"
     );
     eventually("the deleted pod gone", Duration::from_secs(30), || async {
-        c.pods().get_opt(&name(&leader)).await.ok()?.is_none().then_some(())
+        c.pods()
+            .get_opt(&name(&leader))
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
     })
     .await;
-    eprintln!("leader pod deleted: handed over and gone in {:.1?}", deleted.elapsed());
+    eprintln!(
+        "leader pod deleted: handed over and gone in {:.1?}",
+        deleted.elapsed()
+    );
     c.online(device).await;
     c.succeeded("handover").await;
-    assert_eq!(c.commands(device).await, 1, "no second command after the hand-over");
+    assert_eq!(
+        c.commands(device).await,
+        1,
+        "no second command after the hand-over"
+    );
 }
 
 /// The leader's process killed (SIGKILL on the node) while its reset's command is pending: the
@@ -306,22 +387,36 @@ async fn the_leader_killed_mid_flight_is_restarted_and_the_reset_finishes_once()
     let device = "offline-killed";
     c.reset("killed", device).await;
     c.wait_reset("killed", "its command issued", |r| {
-        r.status.as_ref().and_then(|s| s.operation.as_ref()).is_some()
+        r.status
+            .as_ref()
+            .and_then(|s| s.operation.as_ref())
+            .is_some()
     })
     .await;
     let pid = c.pid(&leader);
-    let killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
-    eventually("the kubelet restarted the killed container", Duration::from_secs(120), || async {
-        let pod = c.pods().get_opt(&name(&leader)).await.ok()??;
-        (container(&pod)["restartCount"].as_i64()? > restarts && is_ready(&pod)).then_some(())
-    })
+    eventually(
+        "the kubelet restarted the killed container",
+        Duration::from_secs(120),
+        || async {
+            let pod = c.pods().get_opt(&name(&leader)).await.ok()??;
+            (container(&pod)["restartCount"].as_i64()? > restarts && is_ready(&pod)).then_some(())
+        },
+    )
     .await;
     let pod = c.pods().get(&name(&leader)).await.unwrap();
     let last = &container(&pod)["lastState"]["terminated"];
     assert_eq!(last["exitCode"], 137, "it was killed: {last}");
     c.online(device).await;
     c.succeeded("killed").await;
-    assert_eq!(c.commands(device).await, 1, "no second command after the kill");
+    assert_eq!(
+        c.commands(device).await,
+        1,
+        "no second command after the kill"
+    );
     c.settled().await;
 }
