@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 use testkit::node::{build_image, image};
@@ -17,10 +18,12 @@ struct Unpacked {
 }
 
 fn unpack(archive: &Path) -> Unpacked {
+    // One directory per unpacking: the tests run side by side.
+    static NEXT: AtomicU32 = AtomicU32::new(0);
     let dir: PathBuf = std::env::temp_dir().join(format!(
         "passcode-operator-image-{}-{}",
         std::process::id(),
-        archive.file_stem().unwrap().to_string_lossy()
+        NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
