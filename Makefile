@@ -16,7 +16,7 @@ deps: ## install system packages the tests use (apt), toolchain components
 control-plane: deps ## install etcd and build kube-apiserver v1.20.2 once (cached in ~/.cache)
 	@hack/control-plane install
 
-node: control-plane ## install containerd, runc, CNI, buildah; build kubelet, controller-manager, scheduler once (cached in ~/.cache)
+node: deps ## install containerd, runc, CNI, buildah; build kubelet, controller-manager, scheduler (and kube-apiserver) once (cached in ~/.cache)
 	@hack/node install
 
 discovery: deps ## cache AMAPI's discovery document and a venv with Google's Python client (contract tests)
@@ -38,7 +38,7 @@ lint: ## rustfmt and clippy, warnings are errors
 crds: ## regenerate crds/ from the code
 	$(CARGO) run --quiet --locked -- crds > crds/crds.yaml
 
-test: control-plane node discovery lint ## every test: lint, unit, integration on a real kube-apiserver and a real node
+test: node control-plane discovery lint ## every test: lint, unit, integration on a real kube-apiserver and a real node
 	$(CARGO) test --locked --no-fail-fast
 	@hack/no-strays
 
