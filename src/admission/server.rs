@@ -162,13 +162,39 @@ fn request(
         })
 }
 
-fn values(req: &AdmissionRequest<DynamicObject>) -> (serde_json::Value, Option<serde_json::Value>) {
-    let object = serde_json::to_value(&req.object).unwrap_or_default();
-    let old = req
-        .old_object
-        .as_ref()
-        .map(|o| serde_json::to_value(o).unwrap_or_default());
-    (object, old)
+/// What both webhooks read of a request: who sent it and the objects as JSON.
+struct Read {
+    user: UserInfo,
+    namespace: String,
+    object: serde_json::Value,
+    old: Option<serde_json::Value>,
+}
+
+impl Read {
+    fn of(req: &AdmissionRequest<DynamicObject>) -> Read {
+        Read {
+            user: user_of(req),
+            namespace: req.namespace.clone().unwrap_or_default(),
+            object: serde_json::to_value(&req.object).unwrap_or_default(),
+            old: req
+                .old_object
+                .as_ref()
+                .map(|o| serde_json::to_value(o).unwrap_or_default()),
+        }
+    }
+
+    /// The request as the pure review sees it.
+    fn review<'a>(&'a self, req: &'a AdmissionRequest<DynamicObject>) -> Review<'a> {
+        Review {
+            operation: operation(req),
+            namespace: &self.namespace,
+            subresource: req.sub_resource.as_deref(),
+            user: &self.user,
+            object: &self.object,
+            old: self.old.as_ref(),
+            now: jiff::Timestamp::now(),
+        }
+    }
 }
 
 async fn mutate(State(s): State<AppState>, Json(review): ReviewJson) -> ReviewJson {
@@ -176,21 +202,12 @@ async fn mutate(State(s): State<AppState>, Json(review): ReviewJson) -> ReviewJs
         Ok(r) => r,
         Err(answer) => return answer,
     };
-    let user = user_of(&req);
-    let (object, old) = values(&req);
-    let namespace = req.namespace.clone().unwrap_or_default();
-    let r = Review {
-        operation: operation(&req),
-        namespace: &namespace,
-        subresource: req.sub_resource.as_deref(),
-        user: &user,
-        object: &object,
-        old: old.as_ref(),
-        now: jiff::Timestamp::now(),
-    };
+    let read = Read::of(&req);
+    let (user, namespace) = (&read.user, &read.namespace);
+    let r = read.review(&req);
     let mut answer = review::mutate(&s.key, &r, None);
     if answer == Answer::CheckApprove {
-        let allowed = may_approve(&s.client, &req, &user).await;
+        let allowed = may_approve(&s.client, &req, user).await;
         answer = match allowed {
             Ok(allowed) => review::mutate(&s.key, &r, Some(allowed)),
             Err(e) => Answer::Deny(format!(
@@ -229,23 +246,14 @@ async fn validate(State(s): State<AppState>, Json(review): ReviewJson) -> Review
         Ok(r) => r,
         Err(answer) => return answer,
     };
-    let user = user_of(&req);
-    let (object, old) = values(&req);
-    let namespace = req.namespace.clone().unwrap_or_default();
-    let r = Review {
-        operation: operation(&req),
-        namespace: &namespace,
-        subresource: req.sub_resource.as_deref(),
-        user: &user,
-        object: &object,
-        old: old.as_ref(),
-        now: jiff::Timestamp::now(),
-    };
+    let read = Read::of(&req);
+    let user = &read.user;
+    let r = read.review(&req);
     let response = AdmissionResponse::from(&req);
     let response = match review::validate(&s.key, &r, &s.operator) {
         Ok(()) => response,
         Err(m) => {
-            info!(audit = true, namespace = req.namespace.clone().unwrap_or_default(), name = %req.name, user = %user.username, reason = %m, "admission refused");
+            info!(audit = true, namespace = read.namespace.as_str(), name = %req.name, user = %user.username, reason = %m, "admission refused");
             response.deny(m)
         }
     };

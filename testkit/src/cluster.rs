@@ -209,18 +209,7 @@ impl ControlPlane {
 
     /// Runs kubectl as admin; panics with its output on failure.
     pub fn kubectl(&self, args: &[&str]) -> String {
-        let out = Command::new("kubectl")
-            .env("KUBECONFIG", self.kubeconfig())
-            .args(args)
-            .output()
-            .expect("run kubectl");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+        kubectl(&self.kubeconfig(), args)
     }
 
     /// Stops kube-apiserver and starts it again with the same flags (etcd keeps the data).
@@ -307,4 +296,20 @@ pub async fn namespace(client: &Client, test: &str) -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
     create_namespace(client, &name).await
+}
+
+/// Runs kubectl with `kubeconfig`; panics with its output on failure.
+pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }

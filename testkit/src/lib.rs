@@ -76,3 +76,31 @@ pub async fn simulator(fleet_yaml: &str, credentials: Option<PathBuf>) -> Simula
     .await
     .expect("simulator starts")
 }
+
+/// Reads with `probe` until `check` holds, every `every`, for at most `within`; panics naming
+/// `what` and showing the last reading. A wait on a condition, never a fixed sleep.
+pub async fn until<T, F, Fut>(
+    what: &str,
+    within: std::time::Duration,
+    every: std::time::Duration,
+    mut probe: F,
+    check: impl Fn(&T) -> bool,
+) -> T
+where
+    T: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let reading = probe().await;
+        if check(&reading) {
+            return reading;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within {within:?}; last reading:\n{reading}"
+        );
+        tokio::time::sleep(every).await;
+    }
+}

@@ -57,18 +57,7 @@ impl Node {
 
     /// Runs kubectl as admin; panics with its output on failure.
     pub fn kubectl(&self, args: &[&str]) -> String {
-        let out = Command::new("kubectl")
-            .env("KUBECONFIG", self.kubeconfig())
-            .args(args)
-            .output()
-            .expect("run kubectl");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+        crate::cluster::kubectl(&self.kubeconfig(), args)
     }
 
     /// Imports an OCI archive into the node's containerd, for pods with `imagePullPolicy: Never`.

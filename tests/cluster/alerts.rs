@@ -104,18 +104,14 @@ async fn scrape(env: &Env, started: Instant) -> Scrape {
 
 /// Waits until the operator's metrics satisfy `check`.
 async fn metrics_until(env: &Env, what: &str, within: Duration, check: impl Fn(&str) -> bool) {
-    let deadline = Instant::now() + within;
-    loop {
-        let text = env.metrics().await;
-        if check(&text) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {what} in the metrics:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    testkit::until(
+        &format!("{what} in the metrics"),
+        within,
+        Duration::from_millis(250),
+        || env.metrics(),
+        |text: &String| check(text),
+    )
+    .await;
 }
 
 fn rules() -> BTreeMap<String, Value> {

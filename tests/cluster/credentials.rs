@@ -93,18 +93,14 @@ fn fingerprint(token: &str) -> String {
 
 /// Polls the simulator's counters until `check` holds, for at most `within`.
 async fn wait_counters(env: &Env, what: &str, within: Duration, check: impl Fn(&Value) -> bool) {
-    let deadline = Instant::now() + within;
-    loop {
-        let counters = env.sim_get("counters").await;
-        if check(&counters) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} within {within:?}; counters: {counters}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    testkit::until(
+        what,
+        within,
+        Duration::from_millis(200),
+        || env.sim_get("counters"),
+        check,
+    )
+    .await;
 }
 
 /// A reset of `device` succeeds with exactly one command.
