@@ -43,6 +43,24 @@ pub fn tool(name: &str) -> PathBuf {
     path
 }
 
+/// Runs the real `helm` ([`tool`]) with no user configuration or repositories: it reads only the
+/// chart. Its stdout, or its stderr on failure.
+pub fn helm(args: &[&str]) -> Result<String, String> {
+    let home = std::env::temp_dir().join("po-helm");
+    let out = std::process::Command::new(tool("helm"))
+        .args(args)
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .expect("run helm");
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// Every document of a multi-document YAML text, comment-only documents left out.
 pub fn yaml_documents(text: &str) -> Vec<serde_json::Value> {
     let mut docs = vec![String::new()];

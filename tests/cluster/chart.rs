@@ -1,39 +1,18 @@
 //! The Helm chart (`charts/passcode-operator`) installs what `manifests/` does: rendered by the
 //! real `helm` (hack/chart-tools) for each credential mode and several value combinations, parsed
 //! and checked, and every rendered object accepted by the real API server (a server-side dry run:
-//! the shared control plane keeps the manifests' own installation, and there is no node).
+//! the shared control plane keeps the manifests' own installation). `tests/node/chart.rs` installs
+//! it on a real node and runs it.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{Value, json};
 use testkit::cluster::{OPERATOR_NAMESPACE, control_plane};
-use testkit::{repo, tool, yaml_documents};
+use testkit::{helm, repo, yaml_documents};
 
 fn chart() -> PathBuf {
     repo().join("charts/passcode-operator")
-}
-
-fn helm(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(tool("helm"))
-        .args(args)
-        // No user configuration or repositories: helm reads only the chart.
-        .env(
-            "HELM_CONFIG_HOME",
-            std::env::temp_dir().join("po-helm-config"),
-        )
-        .env(
-            "HELM_CACHE_HOME",
-            std::env::temp_dir().join("po-helm-cache"),
-        )
-        .env("HELM_DATA_HOME", std::env::temp_dir().join("po-helm-data"))
-        .output()
-        .expect("run helm");
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
 }
 
 /// `helm template` with `--set` values (and `--set-file` for `key=@path`).

@@ -1,22 +1,20 @@
 //! The operator as users run it: its image built here (`hack/image`), loaded into a real node's
 //! containerd (`hack/node`), installed with `kubectl apply -k` of an overlay that changes only
 //! the image reference, the AMAPI endpoint (a simulator on the host) and where the API server
-//! calls the admission webhook (no kube-proxy here: see [`webhook_service`]).
+//! calls the admission webhook (no kube-proxy here: see `testkit::node::service_stand_in`).
+//! [`chart`] installs the Helm chart on a node of its own, in the keyless credential modes.
 //!
 //! The tests share one installation and take turns ([`turn`]): they delete and kill its pods.
 
+mod chart;
 mod image;
 mod operator;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Endpoints;
-use kube::Api;
-use passcode_operator::simulator::{Fleet, Simulator, SimulatorConfig};
-use testkit::node::{Node, image, node};
+use testkit::node::{Node, host_simulator, image, node, service_stand_in};
 
 pub const NAMESPACE: &str = "passcode-operator-system";
 /// The help desk's namespace, covered by a PasscodeResetScope (the manifests require one).
@@ -35,29 +33,18 @@ const FLEET: &str = "enterprises:
       - {id: offline-killed, policy: wp, online: false, syncDelay: 100ms}
 ";
 
+/// An installation of the operator on a node, and where its resets go.
 pub struct Installed {
     pub node: &'static Node,
     /// The simulator's base URL (on the host IP, reached by pods and by the tests).
     pub amapi: String,
-}
-
-/// A runtime that outlives every test's own: it serves the simulator and the webhook stand-in.
-fn background() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-}
-
-/// Runs `f` on the background runtime from any thread (a test's runtime cannot block on it).
-fn on_background<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
-    std::thread::spawn(move || background().block_on(f))
-        .join()
-        .expect("background task")
+    /// The operator's namespace (its pods, its Lease) and the Lease's name.
+    pub namespace: &'static str,
+    pub lease: &'static str,
+    pub replicas: usize,
+    /// Where its resets are created (a PasscodeResetScope covers it), for which enterprise.
+    pub helpdesk: &'static str,
+    pub enterprise: &'static str,
 }
 
 /// The operator installed on the node, once per test binary.
@@ -71,22 +58,13 @@ fn install() -> Installed {
     let archive = image();
     let node = node();
     node.load(archive);
-    let ip = node.host_ip;
-    let (amapi, credentials) = on_background(async move {
-        passcode_operator::install_crypto_provider();
-        let sim = Simulator::start(SimulatorConfig {
-            listen: SocketAddr::new(ip, 0),
-            fleet: Fleet::from_yaml(FLEET).expect("fleet parses"),
-            credentials_path: None,
-        })
-        .await
-        .expect("simulator starts");
-        let out = (sim.base_url(), sim.credentials_json());
-        // It serves for the rest of the test binary's life.
-        std::mem::forget(sim);
-        out
-    });
-    let webhook = on_background(webhook_service(node));
+    let (amapi, credentials) = host_simulator(node, FLEET);
+    let webhook = service_stand_in(
+        node,
+        NAMESPACE,
+        "app.kubernetes.io/name=passcode-operator",
+        8443,
+    );
     let dir: PathBuf = node.dir.join("install");
     std::fs::create_dir_all(&dir).unwrap();
     let key_file = dir.join("credentials.json");
@@ -131,7 +109,15 @@ fn install() -> Installed {
         "[node] image built, node up, operator installed and rolled out in {:.0?}",
         started.elapsed()
     );
-    Installed { node, amapi }
+    Installed {
+        node,
+        amapi,
+        namespace: NAMESPACE,
+        helpdesk: HELPDESK,
+        enterprise: ENTERPRISE,
+        lease: "passcode-operator",
+        replicas: 2,
+    }
 }
 
 /// The overlay a user would write: the image built here (never pulled), the simulator as AMAPI,
@@ -161,55 +147,6 @@ patches:
 "#,
         version = env!("CARGO_PKG_VERSION"),
     )
-}
-
-/// What kube-proxy would do for Service `passcode-operator-webhook`, which the API server (on
-/// the host) must reach: a TCP forwarder on the host IP that sends each connection to a ready
-/// endpoint of the Service, read from its Endpoints at that moment. Returns the webhook URL.
-async fn webhook_service(node: &'static Node) -> String {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::new(node.host_ip, 0))
-        .await
-        .expect("bind the webhook stand-in");
-    let url = format!("https://{}", listener.local_addr().unwrap());
-    let endpoints: Api<Endpoints> = Api::namespaced(node.admin().await, NAMESPACE);
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut inbound, _)) = listener.accept().await else {
-                continue;
-            };
-            let endpoints = endpoints.clone();
-            tokio::spawn(async move {
-                for backend in ready_backends(&endpoints).await {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    url
-}
-
-async fn ready_backends(endpoints: &Api<Endpoints>) -> Vec<SocketAddr> {
-    let Ok(Some(ep)) = endpoints.get_opt("passcode-operator-webhook").await else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for subset in ep.subsets.unwrap_or_default() {
-        let port = subset
-            .ports
-            .unwrap_or_default()
-            .first()
-            .map(|p| p.port as u16)
-            .unwrap_or(8443);
-        for address in subset.addresses.unwrap_or_default() {
-            if let Ok(ip) = address.ip.parse() {
-                out.push(SocketAddr::new(ip, port));
-            }
-        }
-    }
-    out
 }
 
 /// One test at a time: they delete and kill the installation's pods.

@@ -12,18 +12,23 @@ use passcode_operator::api::{PasscodeReset, Reason};
 use passcode_operator::simulator::AdminClient;
 use serde_json::{Value, json};
 
-use crate::{ENTERPRISE, HELPDESK, Installed, NAMESPACE, eventually, installed, turn};
+use crate::{Installed, eventually, installed, turn};
 
 const LEASE_SECONDS: i64 = 15;
 
-struct Cluster {
+/// One installation seen from a test: its pods, its Lease, its resets, its simulator.
+pub struct Cluster {
     installed: &'static Installed,
     client: Client,
 }
 
 impl Cluster {
+    /// The installation of `manifests/` ([`installed`]).
     async fn new() -> Cluster {
-        let installed = installed();
+        Cluster::of(installed()).await
+    }
+
+    pub async fn of(installed: &'static Installed) -> Cluster {
         Cluster {
             installed,
             client: installed.node.admin().await,
@@ -31,26 +36,33 @@ impl Cluster {
     }
 
     fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), NAMESPACE)
+        Api::namespaced(self.client.clone(), self.installed.namespace)
     }
 
     fn resets(&self) -> Api<PasscodeReset> {
-        Api::namespaced(self.client.clone(), HELPDESK)
+        Api::namespaced(self.client.clone(), self.installed.helpdesk)
     }
 
-    fn sim(&self) -> AdminClient {
+    pub fn sim(&self) -> AdminClient {
         AdminClient::new(&self.installed.amapi)
     }
 
-    /// The operator's pods, once both replicas are Ready and one holds the Lease: (leader, other).
-    async fn settled(&self) -> (Pod, Pod) {
+    /// The operator's pods, once every replica is Ready and one holds the Lease: (leader, the
+    /// others).
+    pub async fn settled(&self) -> (Pod, Vec<Pod>) {
         eventually(
-            "two Ready replicas, one of them the leader",
+            &format!(
+                "{}: {} Ready replicas, one of them the leader",
+                self.installed.namespace, self.installed.replicas
+            ),
             Duration::from_secs(180),
             || async {
                 let pods = self
                     .pods()
-                    .list(&ListParams::default().labels("app.kubernetes.io/name=passcode-operator"))
+                    .list(
+                        &ListParams::default()
+                            .labels(&format!("app.kubernetes.io/name={}", self.installed.lease)),
+                    )
                     .await
                     .ok()?
                     .items;
@@ -58,27 +70,27 @@ impl Cluster {
                     .into_iter()
                     .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
                     .collect();
-                if ready.len() != 2 {
+                if ready.len() != self.installed.replicas {
                     return None;
                 }
                 let holder = self.lease().await?.spec?.holder_identity?;
-                let (leader, other): (Vec<Pod>, Vec<Pod>) = ready
+                let (leader, others): (Vec<Pod>, Vec<Pod>) = ready
                     .into_iter()
                     .partition(|p| p.metadata.name.as_deref() == Some(&holder));
-                (leader.len() == 1).then(|| (leader[0].clone(), other[0].clone()))
+                (leader.len() == 1).then(|| (leader[0].clone(), others))
             },
         )
         .await
     }
 
     async fn lease(&self) -> Option<Lease> {
-        Api::<Lease>::namespaced(self.client.clone(), NAMESPACE)
-            .get_opt("passcode-operator")
+        Api::<Lease>::namespaced(self.client.clone(), self.installed.namespace)
+            .get_opt(self.installed.lease)
             .await
             .ok()?
     }
 
-    async fn reset(&self, name: &str, device: &str) {
+    pub async fn reset(&self, name: &str, device: &str) {
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(format!("{name}-passcode")),
@@ -87,7 +99,7 @@ impl Cluster {
             string_data: Some([("passcode".to_owned(), "830417".to_owned())].into()),
             ..Default::default()
         };
-        Api::<Secret>::namespaced(self.client.clone(), HELPDESK)
+        Api::<Secret>::namespaced(self.client.clone(), self.installed.helpdesk)
             .create(&PostParams::default(), &secret)
             .await
             .unwrap();
@@ -96,7 +108,7 @@ impl Cluster {
             "kind": "PasscodeReset",
             "metadata": {"name": name},
             "spec": {
-                "device": format!("enterprises/{ENTERPRISE}/devices/{device}"),
+                "device": format!("enterprises/{}/devices/{device}", self.installed.enterprise),
                 "newPasscode": {"secretKeyRef": {"name": format!("{name}-passcode"), "key": "passcode"}},
             },
         }))
@@ -121,7 +133,7 @@ impl Cluster {
         .await
     }
 
-    async fn succeeded(&self, name: &str) -> PasscodeReset {
+    pub async fn succeeded(&self, name: &str) -> PasscodeReset {
         let r = self
             .wait_reset(name, "a final phase", |r| r.phase().is_terminal())
             .await;
@@ -134,11 +146,12 @@ impl Cluster {
         r
     }
 
-    async fn commands(&self, device: &str) -> usize {
+    pub async fn commands(&self, device: &str) -> usize {
         let v = self
             .sim()
             .get(&format!(
-                "enterprises/{ENTERPRISE}/devices/{device}/commands"
+                "enterprises/{}/devices/{device}/commands",
+                self.installed.enterprise
             ))
             .await
             .unwrap();
@@ -152,7 +165,7 @@ impl Cluster {
         self.sim()
             .send(
                 reqwest::Method::PATCH,
-                &format!("enterprises/{ENTERPRISE}/devices/{device}"),
+                &format!("enterprises/{}/devices/{device}", self.installed.enterprise),
                 Some(json!({"online": true})),
             )
             .await
@@ -188,7 +201,7 @@ fn container(pod: &Pod) -> Value {
     .unwrap()
 }
 
-fn name(pod: &Pod) -> String {
+pub fn name(pod: &Pod) -> String {
     pod.metadata.name.clone().unwrap()
 }
 
@@ -196,8 +209,8 @@ fn name(pod: &Pod) -> String {
 async fn installed_as_users_do_two_replicas_one_leader_a_reset_succeeds() {
     let _turn = turn().await;
     let c = Cluster::new().await;
-    let (leader, other) = c.settled().await;
-    assert_ne!(name(&leader), name(&other));
+    let (leader, others) = c.settled().await;
+    assert!(others.iter().all(|o| name(o) != name(&leader)));
     c.reset("first", "ok").await;
     let r = c.succeeded("first").await;
     assert_eq!(c.commands("ok").await, 1, "one command for one reset");
@@ -215,11 +228,11 @@ async fn installed_as_users_do_two_replicas_one_leader_a_reset_succeeds() {
 async fn the_pod_runs_confined_as_the_deployment_says() {
     let _turn = turn().await;
     let c = Cluster::new().await;
-    let (leader, other) = c.settled().await;
+    let (leader, others) = c.settled().await;
     // Work first, so the leader has done something that could write or grow.
     c.reset("confined", "ok").await;
     c.succeeded("confined").await;
-    for pod in [leader, other] {
+    for pod in std::iter::once(leader).chain(others) {
         let pid = c.pid(&pod);
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let field = |k: &str| {
