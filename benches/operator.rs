@@ -174,7 +174,9 @@ fn reset_object(name: &str, device: &str) -> PasscodeReset {
 /// When each create was sent (this process's clock), and how many failed.
 #[derive(Default)]
 struct Created {
+    /// When each create was sent, and when the API server answered it (the object exists).
     sent: HashMap<String, Instant>,
+    answered: HashMap<String, Instant>,
     failed: usize,
 }
 
@@ -182,6 +184,7 @@ impl Created {
     fn add(&mut self, result: (String, Instant, bool)) {
         let (name, at, ok) = result;
         if ok {
+            self.answered.insert(name.clone(), Instant::now());
             self.sent.insert(name, at);
         } else {
             self.failed += 1;
@@ -1183,30 +1186,38 @@ async fn offline(bench: &Bench) {
         16,
     )
     .await;
-    let mut status_ms: HashMap<String, f64> = HashMap::new();
-    let mut issued_ms: HashMap<String, f64> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    while (status_ms.len() < wave.sent.len() || issued_ms.len() < wave.sent.len())
+    // Timed by the scenario's watch (no load of its own on the API server): from the create's
+    // answer (the object exists) and from the create being sent, to the first status, and to
+    // the status naming the command's operation.
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let mut next_report = Instant::now() + Duration::from_secs(30);
+    while scenario.finished.issued_count(wave.sent.keys()) < wave.sent.len()
         && Instant::now() < deadline
     {
-        let list = api.list(&ListParams::default()).await.expect("list resets");
-        let now = Instant::now();
-        for r in &list.items {
-            let name = r.name_any();
-            let Some(sent) = wave.sent.get(&name) else {
-                continue;
-            };
-            let since = now.duration_since(*sent).as_secs_f64() * 1000.0;
-            if r.status.is_some() {
-                status_ms.entry(name.clone()).or_insert(since);
-            }
-            if r.status.as_ref().is_some_and(|s| s.operation.is_some()) {
-                issued_ms.entry(name).or_insert(since);
-            }
+        if Instant::now() > next_report {
+            progress!(
+                "offline: {} of {} commands out after {:.0} s",
+                scenario.finished.issued_count(wave.sent.keys()),
+                wave.sent.len(),
+                t0.elapsed().as_secs_f64()
+            );
+            next_report += Duration::from_secs(30);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let issued_all_s = t0.elapsed().as_secs_f64();
+    let since = |from: &HashMap<String, Instant>, seen: &dyn Fn(&str) -> Option<Instant>| {
+        from.iter()
+            .filter_map(|(name, at)| {
+                Some(seen(name)?.saturating_duration_since(*at).as_secs_f64() * 1000.0)
+            })
+            .collect::<Vec<f64>>()
+    };
+    let first_status = |n: &str| scenario.finished.first_status(n);
+    let issued = |n: &str| scenario.finished.issued(n);
+    let status_ms = since(&wave.answered, &first_status);
+    let status_from_sent_ms = since(&wave.sent, &first_status);
+    let issued_ms = since(&wave.answered, &issued);
     let wave_calls = sim.counters().await;
 
     // Fresh resets under that load, then the pending commands' polls over a window.
@@ -1246,25 +1257,26 @@ async fn offline(bench: &Bench) {
         "operator_flags": flags.to_json(),
         "offline_resets": n,
         "fresh_resets": m,
-        "first_status_ms": summary(status_ms.values().copied().collect(), 0),
-        "first_status_method": "bench list every 100 ms: create sent -> first list that shows any status",
+        "first_status_ms": summary(status_ms.clone(), 0),
+        "first_status_from_sent_ms": summary(status_from_sent_ms, 0),
+        "first_status_method": "the bench's watch: create answered (the object exists; _from_sent: create sent) -> first event with any status",
         "without_status_after_s": {
-            "1": wave.sent.len() - status_ms.values().filter(|v| **v <= 1000.0).count(),
-            "10": wave.sent.len() - status_ms.values().filter(|v| **v <= 10_000.0).count(),
+            "1": wave.sent.len() - status_ms.iter().filter(|v| **v <= 1000.0).count(),
+            "10": wave.sent.len() - status_ms.iter().filter(|v| **v <= 10_000.0).count(),
         },
-        "issued_ms": summary(issued_ms.values().copied().collect(), 0),
+        "issued_ms": summary(issued_ms, 0),
         "all_issued_s": round(issued_all_s, 1),
         "wave_amapi_calls": wave_calls.methods_since(&before),
         "pending_polls_in_window": polls,
         "window_s": round(window_s, 0),
         "polls_per_pending_command_per_hour": round(per_pending_per_hour, 1),
         "window_starts_after_wave_s": round(window_from_wave_s, 0),
-        "polls_method": "operations.get on the simulator over the window, which starts window_starts_after_wave_s after the wave was created (commands under 10 min old are polled every 5-60 s; from 10 min every 5 min, 12/h, or every 30 min, 2/h, while notifications arrive)",
+        "polls_method": "operations.get on the simulator over the window, which starts window_starts_after_wave_s after the wave was created (polling: commands under 10 min old every 5-60 s, then every 5 min, 12/h; pushed, once notifications about this operator's commands arrive: at 10 s and 2 min, then every 40 min, 1.5/h)",
         "fresh_idle_ms": summary(idle.clone(), 0),
         "fresh_loaded_ms": summary(loaded.clone(), 0),
         "fresh_loaded_over_idle_p50": if idle_p50 > 0.0 { round(loaded_p50 / idle_p50, 2) } else { 0.0 },
         "quota_rejected_429": after.quota_rejected() - before.quota_rejected(),
-        "targets": {"first_status_ms_max": 1000, "fresh_loaded_over_idle_p50_max": 1.5, "polls_per_pending_command_per_hour_max_long_pending": 12},
+        "targets": {"first_status_ms_max": 1000, "fresh_loaded_over_idle_p50_max": 1.5, "polls_per_pending_command_per_hour_max_long_pending": if notifications { 2 } else { 12 }},
         "operator_log": op.log_counts(),
     }));
 }

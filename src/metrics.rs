@@ -65,6 +65,7 @@ pub struct Metrics {
     pub rate_limit_wait: Counter<f64, AtomicU64>,
     pub leader: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub resets_past_expiry: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub completion_pushed: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -105,7 +106,7 @@ impl Metrics {
         let notifications = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "notifications",
-            "AMAPI COMMAND notifications pulled, by outcome (matched, pending, unknown_operation, other_type, malformed, pull_error)",
+            "AMAPI COMMAND notifications pulled, by outcome (matched, pending, already_finished, unknown_operation, other_type, malformed, pull_error)",
             notifications.clone(),
         );
         let commands_in_flight = Gauge::default();
@@ -146,6 +147,12 @@ impl Metrics {
             "Resets not finished whose command's expiresAt has passed, as the cache shows them",
             resets_past_expiry.clone(),
         );
+        let completion_pushed = Gauge::default();
+        registry.register(
+            "completion_pushed",
+            "1 while COMMAND notifications about this operator's commands arrive (polls are then a safety net every 40 minutes); 0 while resets are polled",
+            completion_pushed.clone(),
+        );
         // Series alerted on exist from the start at 0, so their first increase is seen (a
         // series that appears at 1 has no increase to a query).
         reset_transitions
@@ -172,6 +179,7 @@ impl Metrics {
             rate_limit_wait,
             leader,
             resets_past_expiry,
+            completion_pushed,
         }
     }
 

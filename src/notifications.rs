@@ -24,24 +24,26 @@ use crate::reconcile::reset::pushed::Pushed;
 /// Messages pulled at once.
 const BATCH: u32 = 100;
 
-/// Pulls until the returned future is dropped.
+/// Pulls until the returned future is dropped. `arriving` says whether completion is pushed:
+/// set when a COMMAND notification about an operation a reset follows comes in (the enterprise
+/// publishes to this subscription, so polls can be a safety net only), cleared when pulling fails.
+/// A subscription that pulls fine but never carries this enterprise's commands (its topic not set
+/// on the enterprise, COMMAND not enabled) leaves resets on the polling schedule.
 pub async fn follow(
     pubsub: PubsubClient,
     resets: Store<PasscodeReset>,
     pushed: Arc<Pushed>,
     trigger: UnboundedSender<ObjectRef<PasscodeReset>>,
-    healthy: Arc<AtomicBool>,
+    arriving: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) {
     metrics.notifications_configured();
     loop {
         let batch = match pubsub.pull(BATCH).await {
-            Ok(batch) => {
-                healthy.store(true, Ordering::Relaxed);
-                batch
-            }
+            Ok(batch) => batch,
             Err(e) => {
-                healthy.store(false, Ordering::Relaxed);
+                arriving.store(false, Ordering::Relaxed);
+                metrics.completion_pushed.set(0);
                 metrics.notification("pull_error");
                 let pause = if e.is_not_found() || e.is_permission_denied() {
                     error!(subscription = pubsub.subscription(), error = %e,
@@ -58,14 +60,16 @@ pub async fn follow(
         if batch.is_empty() {
             continue;
         }
-        // Operation → reset, for the unfinished resets that follow one.
-        let following: HashMap<String, ObjectRef<PasscodeReset>> = resets
+        // Operation → reset (and whether it has finished), for the resets that follow one.
+        let following: HashMap<String, (ObjectRef<PasscodeReset>, bool)> = resets
             .state()
             .iter()
-            .filter(|r| !r.phase().is_terminal())
             .filter_map(|r| {
                 let op = r.status.as_ref()?.operation.clone()?;
-                Some((op, ObjectRef::from_obj(r.as_ref())))
+                Some((
+                    op,
+                    (ObjectRef::from_obj(r.as_ref()), r.phase().is_terminal()),
+                ))
             })
             .collect();
         let mut acks = Vec::with_capacity(batch.len());
@@ -75,12 +79,24 @@ pub async fn follow(
                     acks.push(n.ack_id.clone());
                     let outcome = match (&n.operation, n.notification_type == COMMAND) {
                         (Some(op), true) => match following.get(&op.name) {
-                            Some(reset) if op.done => {
+                            // A poll saw the outcome first; the message still shows delivery.
+                            Some((_, true)) => {
+                                arriving.store(true, Ordering::Relaxed);
+                                metrics.completion_pushed.set(1);
+                                "already_finished"
+                            }
+                            Some((reset, false)) if op.done => {
+                                arriving.store(true, Ordering::Relaxed);
+                                metrics.completion_pushed.set(1);
                                 pushed.put(op.clone());
                                 let _ = trigger.unbounded_send(reset.clone());
                                 "matched"
                             }
-                            Some(_) => "pending",
+                            Some(_) => {
+                                arriving.store(true, Ordering::Relaxed);
+                                metrics.completion_pushed.set(1);
+                                "pending"
+                            }
                             None => "unknown_operation",
                         },
                         _ => "other_type",

@@ -444,10 +444,13 @@ pub fn machine() -> Value {
 // ---------------------------------------------------------------------------------------------
 // Watching resets end
 
-/// When this process first saw each reset in a final phase, through a watch.
+/// When this process first saw each reset in a final phase, through a watch (and with any
+/// status, and with its command's operation).
 #[derive(Clone, Default)]
 pub struct Finished {
     seen: Arc<Mutex<HashMap<String, (Instant, Phase)>>>,
+    first_status: Arc<Mutex<HashMap<String, Instant>>>,
+    issued: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Finished {
@@ -455,6 +458,7 @@ impl Finished {
     pub fn watch(api: Api<PasscodeReset>) -> (Finished, tokio::task::JoinHandle<()>) {
         let finished = Finished::default();
         let seen = finished.seen.clone();
+        let (first_status, issued) = (finished.first_status.clone(), finished.issued.clone());
         let task = tokio::spawn(async move {
             let mut stream = watcher(api, watcher::Config::default()).boxed();
             while let Some(event) = stream.next().await {
@@ -468,6 +472,16 @@ impl Finished {
                         continue;
                     }
                 };
+                if let Some(status) = &obj.status {
+                    first_status
+                        .lock()
+                        .unwrap()
+                        .entry(obj.name_any())
+                        .or_insert(now);
+                    if status.operation.is_some() {
+                        issued.lock().unwrap().entry(obj.name_any()).or_insert(now);
+                    }
+                }
                 let phase = obj.phase();
                 if phase.is_terminal() {
                     seen.lock()
@@ -486,6 +500,22 @@ impl Finished {
 
     pub fn get(&self, name: &str) -> Option<(Instant, Phase)> {
         self.seen.lock().unwrap().get(name).copied()
+    }
+
+    /// When the watch first showed `name` with a status.
+    pub fn first_status(&self, name: &str) -> Option<Instant> {
+        self.first_status.lock().unwrap().get(name).copied()
+    }
+
+    /// When the watch first showed `name`'s command operation in its status.
+    pub fn issued(&self, name: &str) -> Option<Instant> {
+        self.issued.lock().unwrap().get(name).copied()
+    }
+
+    /// How many of `names` have their command out.
+    pub fn issued_count<'a>(&self, names: impl Iterator<Item = &'a String>) -> usize {
+        let issued = self.issued.lock().unwrap();
+        names.filter(|n| issued.contains_key(*n)).count()
     }
 
     /// Waits (polling every 50 ms) until `n` resets have ended or `within` has passed; returns

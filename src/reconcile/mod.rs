@@ -35,7 +35,8 @@ pub struct Context {
     pub claims: reset::claims::Claims,
     /// Completions AMAPI pushed (see `reset::pushed`).
     pub pushed: Arc<reset::pushed::Pushed>,
-    /// Notifications are configured and the last pull worked.
+    /// Completion is pushed: a COMMAND notification about a followed operation has arrived since
+    /// the last failed pull (see `notifications::follow`).
     pub notifications: Arc<std::sync::atomic::AtomicBool>,
 }
 

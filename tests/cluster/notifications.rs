@@ -88,6 +88,7 @@ async fn completion_is_pushed_when_polling_cannot_see_it() {
         "passcode_operator_notifications_total{outcome=\"matched\"}",
     )
     .await;
+    metric(&env, "passcode_operator_completion_pushed 1").await;
 }
 
 /// Every notification delivered twice, then none at all: duplicates change nothing, and with
@@ -125,6 +126,12 @@ async fn bad_notifications_and_a_missing_subscription_fall_back_to_polling() {
         "passcode_operator_notifications_total{outcome=\"pull_error\"}",
     )
     .await;
+    assert!(
+        env.metrics()
+            .await
+            .contains("passcode_operator_completion_pushed 0"),
+        "no subscription, no push: resets are polled"
+    );
     assert!(env.operator_alive());
 
     env.operator.take();
@@ -152,7 +159,16 @@ async fn bad_notifications_and_a_missing_subscription_fall_back_to_polling() {
         "passcode_operator_notifications_total{outcome=\"unknown_operation\"}",
     )
     .await;
+    // The subscription pulls, but nothing in it is about this operator's commands (as when the
+    // enterprise does not publish COMMAND notifications to it): polling stays on.
+    assert!(
+        env.metrics()
+            .await
+            .contains("passcode_operator_completion_pushed 0"),
+        "messages about other operations do not make completion pushed"
+    );
     env.reset("s", "phone", json!({})).await;
     env.reason_is("s", Reason::PasscodeCleared).await;
+    metric(&env, "passcode_operator_completion_pushed 1").await;
     assert!(env.operator_alive());
 }

@@ -56,7 +56,7 @@ pub async fn reconcile(reset: Arc<PasscodeReset>, ctx: Arc<Context>) -> Result<A
         name = reset.name_any()
     );
     let nonce = || fastrand::u32(1..1_000_000_000);
-    // Polls are a slow safety net only while notifications actually arrive.
+    // Polls are a safety net only while notifications about our commands actually arrive.
     let mut config = ctx.config.clone();
     config.notifications = ctx.notifications.load(std::sync::atomic::Ordering::Relaxed);
     let shell = Shell {

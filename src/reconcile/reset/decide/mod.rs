@@ -312,28 +312,36 @@ pub fn is_followup(now: Timestamp, status: &PasscodeResetStatus) -> bool {
 }
 
 /// Polling: fast while a device typically answers (from every 0.5 s, half the time since issuing,
-/// for 10 s), then every 5 s to a minute, 30 s to five, a minute to ten, and then every 5 minutes (12 calls an hour), or every
-/// 30 minutes when completion is pushed (a safety net for a lost notification). Never past expiry.
+/// for 10 s), then every 5 s to a minute, 30 s to five, a minute to ten, and then every 5 minutes
+/// (12 calls an hour). Never past expiry.
 pub fn poll_interval(now: Timestamp, status: &PasscodeResetStatus) -> Duration {
     poll_interval_with(now, status, false)
 }
 
-/// [`poll_interval`], knowing whether notifications arrive.
+/// How long a lost notification can go unnoticed once completion is pushed: 1.5 polls an hour.
+pub const SAFETY_NET: Duration = Duration::from_secs(40 * 60);
+
+/// [`poll_interval`], knowing whether completion is pushed (notifications are known to arrive):
+/// then polls are only a safety net for a lost notification: at 10 s (an online device has acted
+/// by then), at 2 minutes, then every [`SAFETY_NET`].
 pub fn poll_interval_with(now: Timestamp, status: &PasscodeResetStatus, pushed: bool) -> Duration {
     let since_ms = status
         .issued_at
         .as_ref()
         .map(|t| now.duration_since(t.0).as_millis().max(0) as u64)
         .unwrap_or(0);
-    let base = match since_ms / 1000 {
+    let until = |secs: u64| Duration::from_millis((secs * 1000).saturating_sub(since_ms).max(500));
+    let base = match (pushed, since_ms / 1000) {
+        (true, 0..10) => until(10),
+        (true, 10..120) => until(120),
+        (true, _) => SAFETY_NET,
         // Half the time since issuing, at least 0.5 s: about 8 polls in the first 10 s, soon
         // after an online device acts, without spending the quota on an offline one.
-        0..10 => Duration::from_millis((since_ms / 2).max(500)),
-        10..60 => Duration::from_secs(5),
-        60..300 => Duration::from_secs(30),
-        300..600 => Duration::from_secs(60),
-        _ if pushed => Duration::from_secs(1800),
-        _ => Duration::from_secs(300),
+        (false, 0..10) => Duration::from_millis((since_ms / 2).max(500)),
+        (false, 10..60) => Duration::from_secs(5),
+        (false, 60..300) => Duration::from_secs(30),
+        (false, 300..600) => Duration::from_secs(60),
+        (false, _) => Duration::from_secs(300),
     };
     match &status.expires_at {
         Some(t) => {

@@ -287,19 +287,64 @@ fn long_pending_commands_are_polled_within_the_hourly_budget() {
         issued_at + SignedDuration::from_secs(10),
         &pending
     ));
-    // After ten minutes: 12 polls an hour, or 2 when completion is pushed.
+    // After ten minutes: 12 polls an hour, or 1.5 when completion is pushed.
     assert_eq!(
         poll_interval_with(at(30), &status(30), false),
         Duration::from_secs(300)
     );
     assert_eq!(
         poll_interval_with(at(30), &status(30), true),
-        Duration::from_secs(1800)
+        Duration::from_secs(2400)
     );
-    // Fast at first either way.
+    // Fast at first when polling.
     assert_eq!(
-        poll_interval_with(at(0), &status(0), true),
+        poll_interval_with(at(0), &status(0), false),
         Duration::from_millis(500)
+    );
+}
+
+/// Pushed: a poll at 10 s and at 2 minutes (a lost notification of a device that acted at once),
+/// then the safety net; over a week's expiry that is under 2 calls an hour, first minutes
+/// included, where polling alone makes 12.
+#[test]
+fn pushed_completion_is_polled_only_as_a_safety_net() {
+    let issued_at = now();
+    let pending = PasscodeResetStatus {
+        issued_at: Some(Time(issued_at)),
+        expires_at: Some(Time(issued_at + SignedDuration::from_hours(168))),
+        ..Default::default()
+    };
+    let polls_in = |pushed: bool, hours: i64| {
+        let end = issued_at + SignedDuration::from_hours(hours);
+        let (mut t, mut polls, mut times) = (issued_at, 0u64, Vec::new());
+        loop {
+            t += SignedDuration::try_from(poll_interval_with(t, &pending, pushed)).unwrap();
+            if t >= end {
+                break;
+            }
+            polls += 1;
+            times.push(t.duration_since(issued_at).as_secs());
+        }
+        (polls, times)
+    };
+    let (first_hour, times) = polls_in(true, 1);
+    assert_eq!(&times[..3], [10, 120, 120 + 2400], "{times:?}");
+    assert_eq!(first_hour, 3, "{times:?}");
+    let (week, _) = polls_in(true, 168);
+    assert!((week as f64 / 168.0) < 2.0, "{week} polls in a week");
+    let (week_polled, _) = polls_in(false, 168);
+    assert!(
+        (week_polled as f64 / 168.0) <= 12.5,
+        "{week_polled} polls in a week"
+    );
+    assert!(
+        week * 6 < week_polled,
+        "{week} pushed vs {week_polled} polled"
+    );
+    // A poll never lands past expiry + grace.
+    let late = issued_at + SignedDuration::from_hours(168) - SignedDuration::from_secs(5);
+    assert!(
+        poll_interval_with(late, &pending, true) <= EXPIRY_GRACE + Duration::from_millis(5_100)
     );
 }
 
