@@ -1271,7 +1271,7 @@ async fn offline(bench: &Bench) {
         "window_s": round(window_s, 0),
         "polls_per_pending_command_per_hour": round(per_pending_per_hour, 1),
         "window_starts_after_wave_s": round(window_from_wave_s, 0),
-        "polls_method": "operations.get on the simulator over the window, which starts window_starts_after_wave_s after the wave was created (polling: commands under 10 min old every 5-60 s, then every 5 min, 12/h; pushed, once notifications about this operator's commands arrive: at 10 s and 2 min, then every 40 min, 1.5/h)",
+        "polls_method": "operations.get on the simulator over the window, which starts window_starts_after_wave_s after the wave was created (polling: commands under 10 min old every 5-60 s, then every 5 min, 12/h; pushed, once notifications about the enterprise's commands arrive: at 30 s, then every 40 min, 1.5/h)",
         "fresh_idle_ms": summary(idle.clone(), 0),
         "fresh_loaded_ms": summary(loaded.clone(), 0),
         "fresh_loaded_over_idle_p50": if idle_p50 > 0.0 { round(loaded_p50 / idle_p50, 2) } else { 0.0 },

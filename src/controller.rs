@@ -1,6 +1,7 @@
 //! `passcode-operator run`: the two controllers, the AMAPI client, metrics and health, leader
 //! election and graceful shutdown.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Config, ResourceExt};
 use tracing::{error, info, warn};
@@ -321,6 +322,29 @@ async fn controllers(
         instance: Some(cfg.identity.clone()),
     };
     let events = Recorder::new(client.clone(), reporter);
+    // Reconciles asked for from outside the watch: a pushed completion, or delivery lost.
+    let (trigger, triggered) = futures::channel::mpsc::unbounded();
+    let delivery = {
+        let (resets, trigger) = (reset_store.clone(), trigger.clone());
+        reconcile::reset::delivery::Delivery::new(
+            metrics.completion_pushed.clone(),
+            // Back on the polling schedule at once: every reset following a command there.
+            Box::new(move |lost: &[String]| {
+                for r in resets.state() {
+                    let following = r
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.operation.as_deref())
+                        .and_then(reconcile::reset::delivery::Delivery::enterprise);
+                    if !r.phase().is_terminal()
+                        && following.is_some_and(|e| lost.iter().any(|l| l == e))
+                    {
+                        let _ = trigger.unbounded_send(ObjectRef::from_obj(r.as_ref()));
+                    }
+                }
+            }),
+        )
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         amapi,
@@ -347,23 +371,22 @@ async fn controllers(
         },
         claims: Default::default(),
         pushed: Default::default(),
-        notifications: Default::default(),
+        delivery: Arc::new(delivery),
     });
     // Completion pushed: notifications hand operations to their resets and trigger them.
-    let (trigger, triggered) = futures::channel::mpsc::unbounded();
     let notifications = {
         let pubsub = pubsub_client(cfg, &ctx.amapi).ok().flatten();
-        let (store, pushed, arriving, metrics) = (
+        let (store, pushed, delivery, metrics) = (
             reset_store.clone(),
             ctx.pushed.clone(),
-            ctx.notifications.clone(),
+            ctx.delivery.clone(),
             ctx.metrics.clone(),
         );
         let until = until.clone();
         async move {
             if let Some(pubsub) = pubsub {
                 let follow =
-                    crate::notifications::follow(pubsub, store, pushed, trigger, arriving, metrics);
+                    crate::notifications::follow(pubsub, store, pushed, trigger, delivery, metrics);
                 tokio::select! { _ = follow => {}, _ = until => {} }
             }
         }
@@ -460,44 +483,79 @@ const ACCEPT_IN_FLIGHT: usize = 64;
 /// has a status within a moment of its creation even when thousands wait for AMAPI's rate limit
 /// (the reconciles that call AMAPI queue behind it; this never calls AMAPI). A scan of the cache
 /// every 50 ms feeds a pipeline of [`ACCEPT_IN_FLIGHT`] writes, so one slow write holds up no
-/// other. Each write is conditional on the resourceVersion: if the reconcile wrote first, it is
-/// dropped.
+/// other. Each write is conditional on the resourceVersion: if anything wrote first (the
+/// reconcile, a label or annotation edit), it is dropped, and the new version is handed over
+/// again while it has no status; a write that failed otherwise is tried again after a second.
 async fn accept_new_resets(
     resets: Store<PasscodeReset>,
     client: Client,
     amapi: AmapiClient,
     until: Stop,
 ) {
+    const RETRY_AFTER: Duration = Duration::from_secs(1);
     let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel::<Arc<PasscodeReset>>();
-    let scan = async move {
-        // Resets without a status already handed to the writers (by uid), forgotten once they
-        // have one.
-        let mut handed: std::collections::HashSet<String> = Default::default();
-        loop {
-            let new: Vec<Arc<PasscodeReset>> = resets
-                .state()
-                .into_iter()
-                .filter(|r| r.status.is_none() && r.metadata.deletion_timestamp.is_none())
-                .collect();
-            let still: std::collections::HashSet<&str> = new
-                .iter()
-                .filter_map(|r| r.metadata.uid.as_deref())
-                .collect();
-            handed.retain(|uid| still.contains(uid.as_str()));
-            for r in new {
-                let uid = r.metadata.uid.clone().unwrap_or_default();
-                if handed.insert(uid) && queue.send(r).is_err() {
-                    return;
+    // uid → when a write that failed (not a conflict) may be tried again.
+    let failed: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>> = Default::default();
+    let scan = {
+        let (resets, failed) = (resets.clone(), failed.clone());
+        async move {
+            // (uid, resourceVersion) of the status-less resets handed to the writers.
+            let mut handed: HashSet<(String, String)> = HashSet::new();
+            loop {
+                let new: Vec<Arc<PasscodeReset>> = resets
+                    .state()
+                    .into_iter()
+                    .filter(|r| r.status.is_none() && r.metadata.deletion_timestamp.is_none())
+                    .collect();
+                let key = |r: &PasscodeReset| {
+                    (
+                        r.metadata.uid.clone().unwrap_or_default(),
+                        r.resource_version().unwrap_or_default(),
+                    )
+                };
+                let still: HashSet<(String, String)> = new.iter().map(|r| key(r)).collect();
+                handed.retain(|k| still.contains(k));
+                let now = std::time::Instant::now();
+                let retry: Vec<String> = {
+                    let mut failed = failed.lock().expect("acceptor failures");
+                    failed.retain(|uid, _| still.iter().any(|(u, _)| u == uid));
+                    let due: Vec<String> = failed
+                        .iter()
+                        .filter(|(_, at)| **at <= now)
+                        .map(|(uid, _)| uid.clone())
+                        .collect();
+                    due.iter().for_each(|uid| {
+                        failed.remove(uid);
+                    });
+                    due
+                };
+                handed.retain(|(uid, _)| !retry.contains(uid));
+                for r in new {
+                    if handed.insert(key(&r)) && queue.send(r).is_err() {
+                        return;
+                    }
                 }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
     let write = futures::stream::poll_fn(move |cx| queued.poll_recv(cx)).for_each_concurrent(
         ACCEPT_IN_FLIGHT,
         |r| {
-            let (client, amapi) = (client.clone(), amapi.clone());
+            let (client, amapi, resets, failed) = (
+                client.clone(),
+                amapi.clone(),
+                resets.clone(),
+                failed.clone(),
+            );
             async move {
+                // Queued behind a wave: skip what has a status by now (a certain conflict).
+                if resets
+                    .get(&ObjectRef::from_obj(r.as_ref()))
+                    .is_some_and(|now| now.status.is_some())
+                {
+                    return;
+                }
                 let api: Api<PasscodeReset> =
                     Api::namespaced(client, &r.namespace().unwrap_or_default());
                 let mut next = (*r).clone();
@@ -512,7 +570,13 @@ async fn accept_new_resets(
                 {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.is_conflict() || s.is_not_found() => {}
-                    Err(e) => warn!(error = %e, "could not write a first status"),
+                    Err(e) => {
+                        warn!(error = %e, "could not write a first status; trying again");
+                        failed.lock().expect("acceptor failures").insert(
+                            r.metadata.uid.clone().unwrap_or_default(),
+                            std::time::Instant::now() + RETRY_AFTER,
+                        );
+                    }
                 }
             }
         },

@@ -89,8 +89,9 @@ struct RunArgs {
     #[arg(long, env = "PASSCODE_OPERATOR_POLL_SHARE", default_value_t = 0.25)]
     poll_share: f64,
     /// Pull AMAPI COMMAND notifications from this Pub/Sub subscription
-    /// (`projects/PROJECT/subscriptions/SUBSCRIPTION`): completion is pushed, and pending commands
-    /// are polled only every 30 minutes as a safety net. The identity needs
+    /// (`projects/PROJECT/subscriptions/SUBSCRIPTION`): completion is pushed, and once
+    /// notifications about an enterprise's commands arrive, its pending commands are polled only
+    /// as a safety net (at 30 s, then every 40 minutes). The identity needs
     /// roles/pubsub.subscriber on it.
     #[arg(long, env = "PASSCODE_OPERATOR_PUBSUB_SUBSCRIPTION")]
     pubsub_subscription: Option<String>,

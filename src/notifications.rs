@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
@@ -19,22 +18,21 @@ use crate::amapi::PubsubClient;
 use crate::amapi::pubsub::COMMAND;
 use crate::api::PasscodeReset;
 use crate::metrics::Metrics;
+use crate::reconcile::reset::delivery::Delivery;
 use crate::reconcile::reset::pushed::Pushed;
 
 /// Messages pulled at once.
 const BATCH: u32 = 100;
 
-/// Pulls until the returned future is dropped. `arriving` says whether completion is pushed:
-/// set when a COMMAND notification about an operation a reset follows comes in (the enterprise
-/// publishes to this subscription, so polls can be a safety net only), cleared when pulling fails.
-/// A subscription that pulls fine but never carries this enterprise's commands (its topic not set
-/// on the enterprise, COMMAND not enabled) leaves resets on the polling schedule.
+/// Pulls until the returned future is dropped. A COMMAND notification about an operation a reset
+/// follows is evidence that its enterprise's notifications arrive (`delivery`); a failed pull
+/// loses that evidence for all.
 pub async fn follow(
     pubsub: PubsubClient,
     resets: Store<PasscodeReset>,
     pushed: Arc<Pushed>,
     trigger: UnboundedSender<ObjectRef<PasscodeReset>>,
-    arriving: Arc<AtomicBool>,
+    delivery: Arc<Delivery>,
     metrics: Arc<Metrics>,
 ) {
     metrics.notifications_configured();
@@ -42,8 +40,7 @@ pub async fn follow(
         let batch = match pubsub.pull(BATCH).await {
             Ok(batch) => batch,
             Err(e) => {
-                arriving.store(false, Ordering::Relaxed);
-                metrics.completion_pushed.set(0);
+                delivery.lost_all();
                 metrics.notification("pull_error");
                 let pause = if e.is_not_found() || e.is_permission_denied() {
                     error!(subscription = pubsub.subscription(), error = %e,
@@ -81,20 +78,17 @@ pub async fn follow(
                         (Some(op), true) => match following.get(&op.name) {
                             // A poll saw the outcome first; the message still shows delivery.
                             Some((_, true)) => {
-                                arriving.store(true, Ordering::Relaxed);
-                                metrics.completion_pushed.set(1);
+                                delivery.arrived(&op.name);
                                 "already_finished"
                             }
                             Some((reset, false)) if op.done => {
-                                arriving.store(true, Ordering::Relaxed);
-                                metrics.completion_pushed.set(1);
+                                delivery.arrived(&op.name);
                                 pushed.put(op.clone());
                                 let _ = trigger.unbounded_send(reset.clone());
                                 "matched"
                             }
                             Some(_) => {
-                                arriving.store(true, Ordering::Relaxed);
-                                metrics.completion_pushed.set(1);
+                                delivery.arrived(&op.name);
                                 "pending"
                             }
                             None => "unknown_operation",

@@ -35,9 +35,8 @@ pub struct Context {
     pub claims: reset::claims::Claims,
     /// Completions AMAPI pushed (see `reset::pushed`).
     pub pushed: Arc<reset::pushed::Pushed>,
-    /// Completion is pushed: a COMMAND notification about a followed operation has arrived since
-    /// the last failed pull (see `notifications::follow`).
-    pub notifications: Arc<std::sync::atomic::AtomicBool>,
+    /// Where completion is pushed (see `reset::delivery`).
+    pub delivery: Arc<reset::delivery::Delivery>,
 }
 
 /// A reconcile that could not finish; the controller retries it with backoff.

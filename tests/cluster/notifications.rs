@@ -91,22 +91,34 @@ async fn completion_is_pushed_when_polling_cannot_see_it() {
     metric(&env, "passcode_operator_completion_pushed 1").await;
 }
 
-/// Every notification delivered twice, then none at all: duplicates change nothing, and with
-/// messages lost the safety-net polls still finish the reset.
+/// Every notification delivered twice, then none at all: duplicates change nothing, and with the
+/// message lost the safety-net poll (at 30 s) still finishes the reset, which also shows that a
+/// notification was missed and puts the enterprise back on the polling schedule until one arrives
+/// again.
 #[tokio::test]
 async fn duplicated_and_lost_notifications_change_nothing() {
     let mut env = Env::notified("pushed-faults", "", PHONE).await;
     env.start_operator(notified());
-    for (i, faults) in [json!({"duplicateRate": 1.0}), json!({"dropRate": 1.0})]
-        .into_iter()
-        .enumerate()
+    let pushed = "passcode_operator_completion_pushed";
+    for (i, (device, faults, then)) in [
+        ("phone", json!({"duplicateRate": 1.0}), 1),
+        ("phone", json!({"dropRate": 1.0}), 0),
+        ("phone", json!({}), 1),
+    ]
+    .into_iter()
+    .enumerate()
     {
         env.sim_send(reqwest::Method::PUT, "pubsub/faults", faults)
             .await;
         let name = format!("r{i}");
-        env.reset(&name, "phone", json!({})).await;
+        env.reset(&name, device, json!({})).await;
         env.reason_is(&name, Reason::PasscodeCleared).await;
-        assert_eq!(env.commands("phone").await.len(), i + 1, "{name}");
+        assert_eq!(
+            env.commands(device).await.len(),
+            i + 1,
+            "{name}: one command each"
+        );
+        metric(&env, &format!("{pushed} {then}")).await;
     }
 }
 
@@ -114,7 +126,8 @@ async fn duplicated_and_lost_notifications_change_nothing() {
 /// reset follows: clear metrics, no crash, and resets fall back to polling.
 #[tokio::test]
 async fn bad_notifications_and_a_missing_subscription_fall_back_to_polling() {
-    let mut env = Env::notified("pushed-bad", "", PHONE).await;
+    let devices = format!("{PHONE}      - {{id: late, online: false, syncDelay: 100ms}}\n");
+    let mut env = Env::notified("pushed-bad", "", &devices).await;
     env.start_operator(OperatorOptions {
         pubsub_subscription: Some("projects/sim-project/subscriptions/missing".into()),
         ..Default::default()
@@ -167,7 +180,10 @@ async fn bad_notifications_and_a_missing_subscription_fall_back_to_polling() {
             .contains("passcode_operator_completion_pushed 0"),
         "messages about other operations do not make completion pushed"
     );
-    env.reset("s", "phone", json!({})).await;
+    // Offline until its command is out, so the notification finds the reset following it.
+    env.reset("s", "late", json!({})).await;
+    env.issued("s").await;
+    env.patch_device("late", json!({"online": true})).await;
     env.reason_is("s", Reason::PasscodeCleared).await;
     metric(&env, "passcode_operator_completion_pushed 1").await;
     assert!(env.operator_alive());

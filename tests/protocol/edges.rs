@@ -589,6 +589,7 @@ pub async fn reconcile(
         claims: &process.claims,
         metrics: &process.metrics,
         pushed: &pushed,
+        delivery: &Default::default(),
         nonce: &nonce,
     };
     run(reset, &shell).await

@@ -710,6 +710,7 @@ fn a_refused_command_whose_final_write_conflicts_keeps_its_reason() {
         claims: &process.claims,
         metrics: &process.metrics,
         pushed: &pushed,
+        delivery: &Default::default(),
         nonce: &nonce,
     };
     for _ in 0..60 {

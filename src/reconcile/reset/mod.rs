@@ -5,6 +5,7 @@
 pub mod cached;
 pub mod claims;
 pub mod decide;
+pub mod delivery;
 pub mod edges;
 pub mod pushed;
 pub mod record;
@@ -43,6 +44,8 @@ pub struct Shell<'a, C, A> {
     pub metrics: &'a Metrics,
     /// Completions AMAPI pushed, taken instead of polling.
     pub pushed: &'a pushed::Pushed,
+    /// Where completion is pushed; told when a safety-net poll finds what a notification missed.
+    pub delivery: &'a delivery::Delivery,
     /// Draws a claim's fingerprint nonce (1 to 999,999,999).
     pub nonce: &'a (dyn Fn() -> u32 + Send + Sync),
 }
@@ -56,9 +59,14 @@ pub async fn reconcile(reset: Arc<PasscodeReset>, ctx: Arc<Context>) -> Result<A
         name = reset.name_any()
     );
     let nonce = || fastrand::u32(1..1_000_000_000);
-    // Polls are a safety net only while notifications about our commands actually arrive.
+    // Polls are a safety net only while notifications about this enterprise's commands arrive.
     let mut config = ctx.config.clone();
-    config.notifications = ctx.notifications.load(std::sync::atomic::Ordering::Relaxed);
+    let followed = reset
+        .status
+        .as_ref()
+        .and_then(|s| s.operation.as_deref())
+        .unwrap_or(&reset.spec.device);
+    config.notifications = ctx.delivery.is_pushed(followed);
     let shell = Shell {
         cluster: &ctx.cluster,
         amapi: &ctx.amapi,
@@ -66,6 +74,7 @@ pub async fn reconcile(reset: Arc<PasscodeReset>, ctx: Arc<Context>) -> Result<A
         claims: &ctx.claims,
         metrics: &ctx.metrics,
         pushed: &ctx.pushed,
+        delivery: &ctx.delivery,
         nonce: &nonce,
     };
     let result = run(reset, &shell).instrument(span).await;
@@ -418,11 +427,21 @@ async fn attempt<C: Cluster, A: Amapi>(
                     continue;
                 }
                 let status = current.status.clone().unwrap_or_default();
-                if decide::is_followup(cluster.now(), &status) && !amapi.followup_allowed() {
+                let followup = decide::is_followup(cluster.now(), &status);
+                if followup && !amapi.followup_allowed() {
                     inputs.poll_deferred = true;
                     continue;
                 }
-                inputs.operation = Some(read(amapi.get_operation(&name).await, Reading::Other));
+                let operation = read(amapi.get_operation(&name).await, Reading::Other);
+                // A safety-net poll that finds the command finished: its notification was lost
+                // or is late, so this enterprise's commands are polled on schedule again.
+                if followup
+                    && shell.config.notifications
+                    && matches!(&operation, Read::Found(op) if op.done)
+                {
+                    shell.delivery.missed(&name);
+                }
+                inputs.operation = Some(operation);
             }
             Effect::ListOperations(device) => {
                 inputs.operations =

@@ -6,8 +6,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::recover::issue_or_recover;
 use super::{
-    Decision, EXPIRY_GRACE, Effect, Observed, Read, finish, poll_interval_with, spec_changed,
-    transition,
+    Decision, EXPIRY_GRACE, Effect, Observed, Read, finish, poll_interval, poll_interval_with,
+    spec_changed, transition,
 };
 use crate::amapi::model::{CommandErrorCode, OperationOutcome, rpc_code};
 use crate::api::{PasscodeResetStatus, Reason};
@@ -87,10 +87,9 @@ pub(super) fn follow(o: &Observed, status: &PasscodeResetStatus) -> Decision {
                 format!("Command issued; could not check on it just now ({m}); looking again."),
                 None,
             );
-            d.requeue = Some(
-                poll_interval_with(o.now, status, o.config.notifications)
-                    .max(Duration::from_secs(2)),
-            );
+            // On the polling schedule even when completion is pushed: a failed read at a
+            // safety-net poll must not cost another 40 minutes.
+            d.requeue = Some(poll_interval(o.now, status).max(Duration::from_secs(2)));
             return d;
         }
     };

@@ -303,12 +303,18 @@ pub fn accepted(reset: &PasscodeReset, now: Timestamp, waiting: usize) -> Passco
 /// rate and never ahead of fresh work.
 pub const FRESH_POLLS: Duration = Duration::from_secs(10);
 
-/// Whether the next poll of the reset's operation is a follow-up.
+/// Whether the next poll of the reset's operation is a follow-up. Not once the command is past
+/// its expiry and grace: that poll decides how the reset ends, so it never waits for a budget.
 pub fn is_followup(now: Timestamp, status: &PasscodeResetStatus) -> bool {
-    status
-        .issued_at
+    let expired = status
+        .expires_at
         .as_ref()
-        .is_some_and(|t| now.duration_since(t.0).as_secs() >= FRESH_POLLS.as_secs() as i64)
+        .is_some_and(|t| now >= t.0 + SignedDuration::try_from(EXPIRY_GRACE).unwrap_or_default());
+    !expired
+        && status
+            .issued_at
+            .as_ref()
+            .is_some_and(|t| now.duration_since(t.0).as_secs() >= FRESH_POLLS.as_secs() as i64)
 }
 
 /// Polling: fast while a device typically answers (from every 0.5 s, half the time since issuing,
@@ -322,8 +328,8 @@ pub fn poll_interval(now: Timestamp, status: &PasscodeResetStatus) -> Duration {
 pub const SAFETY_NET: Duration = Duration::from_secs(40 * 60);
 
 /// [`poll_interval`], knowing whether completion is pushed (notifications are known to arrive):
-/// then polls are only a safety net for a lost notification: at 10 s (an online device has acted
-/// by then), at 2 minutes, then every [`SAFETY_NET`].
+/// then polls are only a safety net for a lost notification: at 30 s (a device that acted at once
+/// is found then), then every [`SAFETY_NET`].
 pub fn poll_interval_with(now: Timestamp, status: &PasscodeResetStatus, pushed: bool) -> Duration {
     let since_ms = status
         .issued_at
@@ -332,8 +338,7 @@ pub fn poll_interval_with(now: Timestamp, status: &PasscodeResetStatus, pushed: 
         .unwrap_or(0);
     let until = |secs: u64| Duration::from_millis((secs * 1000).saturating_sub(since_ms).max(500));
     let base = match (pushed, since_ms / 1000) {
-        (true, 0..10) => until(10),
-        (true, 10..120) => until(120),
+        (true, 0..30) => until(30),
         (true, _) => SAFETY_NET,
         // Half the time since issuing, at least 0.5 s: about 8 polls in the first 10 s, soon
         // after an online device acts, without spending the quota on an offline one.

@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
-    CommandParams, Decision, Effect, Issued, Observed, Read, finish, humanize, poll_interval,
+    CommandParams, Decision, Effect, Issued, Observed, Read, finish, humanize, poll_interval_with,
     spec_changed, transition,
 };
 use crate::amapi::model::{
@@ -307,7 +307,7 @@ fn adopt(o: &Observed, status: &PasscodeResetStatus, op: &Operation, message: &s
         s.operation = Some(op.name.clone());
         s.issued_at = Some(Time(issued));
         s.expires_at = Some(Time(issued + SignedDuration::from_secs(duration as i64)));
-        d.requeue = Some(poll_interval(o.now, s));
+        d.requeue = Some(poll_interval_with(o.now, s, o.config.notifications));
     }
     d
 }

@@ -287,6 +287,13 @@ fn long_pending_commands_are_polled_within_the_hourly_budget() {
         issued_at + SignedDuration::from_secs(10),
         &pending
     ));
+    // The poll after expiry and grace decides the end: never deferred for a budget.
+    let expired = issued_at + SignedDuration::from_hours(168) + SignedDuration::from_secs(31);
+    assert!(!is_followup(expired, &pending));
+    assert!(is_followup(
+        expired - SignedDuration::from_secs(2),
+        &pending
+    ));
     // After ten minutes: 12 polls an hour, or 1.5 when completion is pushed.
     assert_eq!(
         poll_interval_with(at(30), &status(30), false),
@@ -303,9 +310,9 @@ fn long_pending_commands_are_polled_within_the_hourly_budget() {
     );
 }
 
-/// Pushed: a poll at 10 s and at 2 minutes (a lost notification of a device that acted at once),
-/// then the safety net; over a week's expiry that is under 2 calls an hour, first minutes
-/// included, where polling alone makes 12.
+/// Pushed: a poll at 30 s (a lost notification of a device that acted at once), then the safety
+/// net; over a week's expiry that is under 2 calls an hour, first minutes included, where polling
+/// alone makes 12.
 #[test]
 fn pushed_completion_is_polled_only_as_a_safety_net() {
     let issued_at = now();
@@ -328,8 +335,8 @@ fn pushed_completion_is_polled_only_as_a_safety_net() {
         (polls, times)
     };
     let (first_hour, times) = polls_in(true, 1);
-    assert_eq!(&times[..3], [10, 120, 120 + 2400], "{times:?}");
-    assert_eq!(first_hour, 3, "{times:?}");
+    assert_eq!(&times[..2], [30, 30 + 2400], "{times:?}");
+    assert_eq!(first_hour, 2, "{times:?}");
     let (week, _) = polls_in(true, 168);
     assert!((week as f64 / 168.0) < 2.0, "{week} polls in a week");
     let (week_polled, _) = polls_in(false, 168);
