@@ -485,54 +485,55 @@ const ACCEPT_IN_FLIGHT: usize = 64;
 /// every 50 ms feeds a pipeline of [`ACCEPT_IN_FLIGHT`] writes, so one slow write holds up no
 /// other. Each write is conditional on the resourceVersion: if anything wrote first (the
 /// reconcile, a label or annotation edit), it is dropped, and the new version is handed over
-/// again while it has no status; a write that failed otherwise is tried again after a second.
+/// again while it has no status; a write that failed otherwise is tried again after a backoff.
 async fn accept_new_resets(
     resets: Store<PasscodeReset>,
     client: Client,
     amapi: AmapiClient,
     until: Stop,
 ) {
-    const RETRY_AFTER: Duration = Duration::from_secs(1);
     let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel::<Arc<PasscodeReset>>();
-    // uid → when a write that failed (not a conflict) may be tried again.
-    let failed: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>> = Default::default();
+    // uid → (when a write that failed, not by a conflict, may be tried again; the next backoff).
+    let failed: Arc<std::sync::Mutex<HashMap<String, (std::time::Instant, Duration)>>> =
+        Default::default();
     let scan = {
         let (resets, failed) = (resets.clone(), failed.clone());
         async move {
-            // (uid, resourceVersion) of the status-less resets handed to the writers.
-            let mut handed: HashSet<(String, String)> = HashSet::new();
+            // uid → resourceVersion of the status-less resets handed to the writers.
+            let mut handed: HashMap<String, String> = HashMap::new();
             loop {
                 let new: Vec<Arc<PasscodeReset>> = resets
                     .state()
                     .into_iter()
                     .filter(|r| r.status.is_none() && r.metadata.deletion_timestamp.is_none())
                     .collect();
-                let key = |r: &PasscodeReset| {
-                    (
-                        r.metadata.uid.clone().unwrap_or_default(),
-                        r.resource_version().unwrap_or_default(),
-                    )
-                };
-                let still: HashSet<(String, String)> = new.iter().map(|r| key(r)).collect();
-                handed.retain(|k| still.contains(k));
+                let uid = |r: &PasscodeReset| r.metadata.uid.clone().unwrap_or_default();
+                let still: HashSet<String> = new.iter().map(|r| uid(r)).collect();
+                handed.retain(|u, _| still.contains(u));
                 let now = std::time::Instant::now();
-                let retry: Vec<String> = {
+                let due: HashSet<String> = {
                     let mut failed = failed.lock().expect("acceptor failures");
-                    failed.retain(|uid, _| still.iter().any(|(u, _)| u == uid));
-                    let due: Vec<String> = failed
+                    failed.retain(|u, _| still.contains(u));
+                    failed
                         .iter()
-                        .filter(|(_, at)| **at <= now)
-                        .map(|(uid, _)| uid.clone())
-                        .collect();
-                    due.iter().for_each(|uid| {
-                        failed.remove(uid);
-                    });
-                    due
+                        .filter(|(_, (at, _))| *at <= now)
+                        .map(|(u, _)| u.clone())
+                        .collect()
                 };
-                handed.retain(|(uid, _)| !retry.contains(uid));
                 for r in new {
-                    if handed.insert(key(&r)) && queue.send(r).is_err() {
-                        return;
+                    let (u, version) = (uid(&r), r.resource_version().unwrap_or_default());
+                    // A new version (someone wrote it), or a failed write now due: again.
+                    let fresh = handed.get(&u) != Some(&version) || due.contains(&u);
+                    if fresh {
+                        if let Some((at, _)) = failed.lock().expect("acceptor failures").get_mut(&u)
+                        {
+                            // Not again before the writer says so.
+                            *at = now + Duration::from_secs(3600);
+                        }
+                        handed.insert(u, version);
+                        if queue.send(r).is_err() {
+                            return;
+                        }
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -542,12 +543,8 @@ async fn accept_new_resets(
     let write = futures::stream::poll_fn(move |cx| queued.poll_recv(cx)).for_each_concurrent(
         ACCEPT_IN_FLIGHT,
         |r| {
-            let (client, amapi, resets, failed) = (
-                client.clone(),
-                amapi.clone(),
-                resets.clone(),
-                failed.clone(),
-            );
+            let (client, amapi, resets, failed) =
+                (client.clone(), amapi.clone(), resets.clone(), failed.clone());
             async move {
                 // Queued behind a wave: skip what has a status by now (a certain conflict).
                 if resets
@@ -556,26 +553,30 @@ async fn accept_new_resets(
                 {
                     return;
                 }
+                let uid = r.metadata.uid.clone().unwrap_or_default();
                 let api: Api<PasscodeReset> =
                     Api::namespaced(client, &r.namespace().unwrap_or_default());
                 let mut next = (*r).clone();
-                next.status = Some(decide::accepted(
-                    &r,
-                    jiff::Timestamp::now(),
-                    amapi.waiting(),
-                ));
-                match api
+                next.status = Some(decide::accepted(&r, jiff::Timestamp::now(), amapi.waiting()));
+                let result = api
                     .replace_status(&r.name_any(), &Default::default(), &next)
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.is_conflict() || s.is_not_found() => {}
+                    .await;
+                let mut failed = failed.lock().expect("acceptor failures");
+                match result {
+                    Ok(_) => {
+                        failed.remove(&uid);
+                    }
+                    Err(kube::Error::Api(s)) if s.is_conflict() || s.is_not_found() => {
+                        failed.remove(&uid);
+                    }
                     Err(e) => {
-                        warn!(error = %e, "could not write a first status; trying again");
-                        failed.lock().expect("acceptor failures").insert(
-                            r.metadata.uid.clone().unwrap_or_default(),
-                            std::time::Instant::now() + RETRY_AFTER,
-                        );
+                        // Backing off, 1 s doubling to a minute: an API server in trouble is
+                        // not hammered (the reset's reconcile writes a status in any case).
+                        let backoff = failed
+                            .get(&uid)
+                            .map_or(Duration::from_secs(1), |(_, b)| (*b * 2).min(Duration::from_secs(60)));
+                        warn!(error = %e, retry_in = ?backoff, "could not write a first status; trying again");
+                        failed.insert(uid, (std::time::Instant::now() + backoff, backoff));
                     }
                 }
             }

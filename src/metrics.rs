@@ -150,7 +150,7 @@ impl Metrics {
         let completion_pushed = Gauge::default();
         registry.register(
             "completion_pushed",
-            "1 while COMMAND notifications about this operator's commands arrive (polls are then a safety net every 40 minutes); 0 while resets are polled",
+            "Enterprises whose COMMAND notifications are known to arrive (their pending commands are polled only as a safety net)",
             completion_pushed.clone(),
         );
         // Series alerted on exist from the start at 0, so their first increase is seen (a

@@ -2,9 +2,9 @@
 //! handed to its reset (kept in `Pushed`, and a reconcile triggered), so completion is pushed and
 //! polling is only a slow safety net. At least once and in any order, like Pub/Sub itself: a
 //! duplicate finds its operation already taken and changes nothing. A message that cannot be used
-//! (malformed, another type, an operation no reset of this operator follows) is counted, logged
-//! without its body (AMAPI echoes the passcode in it) and acknowledged; its reset, if any, learns
-//! the outcome from its next poll.
+//! (malformed, another type) is counted, logged without its body (AMAPI echoes the passcode in it)
+//! and acknowledged. A finished operation no reset follows yet is kept all the same (bounded): the
+//! reset that records it a moment later (its device was quicker) takes it at its next poll.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,7 +91,12 @@ pub async fn follow(
                                 delivery.arrived(&op.name);
                                 "pending"
                             }
-                            None => "unknown_operation",
+                            // Perhaps a reset that has not recorded its operation yet (the
+                            // device was quicker): kept, so that reset takes it when it polls.
+                            None => {
+                                pushed.put(op.clone());
+                                "unknown_operation"
+                            }
                         },
                         _ => "other_type",
                     };

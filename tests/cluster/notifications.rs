@@ -91,35 +91,70 @@ async fn completion_is_pushed_when_polling_cannot_see_it() {
     metric(&env, "passcode_operator_completion_pushed 1").await;
 }
 
-/// Every notification delivered twice, then none at all: duplicates change nothing, and with the
-/// message lost the safety-net poll (at 30 s) still finishes the reset, which also shows that a
-/// notification was missed and puts the enterprise back on the polling schedule until one arrives
-/// again.
+/// Every notification delivered twice, then none at all, then delivered again: duplicates change
+/// nothing; with the message lost the safety-net poll (at 30 s) still finishes the reset and
+/// shows that a notification was missed, which puts the enterprise back on the polling schedule
+/// and looks at once at a reset that was waiting 40 minutes for its next safety-net poll; the next
+/// notification makes the enterprise pushed again. (Devices that must be followed by their reset
+/// before they act, so that their notification finds it, are offline until their command is out.)
 #[tokio::test]
 async fn duplicated_and_lost_notifications_change_nothing() {
-    let mut env = Env::notified("pushed-faults", "", PHONE).await;
+    let devices = format!(
+        "{PHONE}      - {{id: first, online: false, syncDelay: 100ms}}\n      - {{id: parked, online: false, syncDelay: 100ms}}\n      - {{id: again, online: false, syncDelay: 100ms}}\n"
+    );
+    let mut env = Env::notified("pushed-faults", "", &devices).await;
     env.start_operator(notified());
-    let pushed = "passcode_operator_completion_pushed";
-    for (i, (device, faults, then)) in [
-        ("phone", json!({"duplicateRate": 1.0}), 1),
-        ("phone", json!({"dropRate": 1.0}), 0),
-        ("phone", json!({}), 1),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        env.sim_send(reqwest::Method::PUT, "pubsub/faults", faults)
-            .await;
-        let name = format!("r{i}");
-        env.reset(&name, device, json!({})).await;
-        env.reason_is(&name, Reason::PasscodeCleared).await;
-        assert_eq!(
-            env.commands(device).await.len(),
-            i + 1,
-            "{name}: one command each"
-        );
-        metric(&env, &format!("{pushed} {then}")).await;
-    }
+    let env = &env;
+    let pushed = |n: u8| format!("passcode_operator_completion_pushed {n}");
+    let faults = |v| env.sim_send(reqwest::Method::PUT, "pubsub/faults", v);
+    let once = |device: &'static str| async move {
+        assert_eq!(env.commands(device).await.len(), 1, "{device}: one command");
+    };
+
+    faults(json!({"duplicateRate": 1.0})).await;
+    env.reset("r0", "first", json!({})).await;
+    env.issued("r0").await;
+    env.patch_device("first", json!({"online": true})).await;
+    env.reason_is("r0", Reason::PasscodeCleared).await;
+    metric(env, &pushed(1)).await;
+    once("first").await;
+
+    // Pushed: a reset on an offline device is polled at 30 s, then not for 40 minutes.
+    env.reset("parked", "parked", json!({})).await;
+    env.issued("parked").await;
+    let polls = || async {
+        env.sim_get("counters").await["methods"]["operations.get"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = polls().await;
+    testkit::until(
+        "parked's 30 s safety-net poll",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        polls,
+        |n| *n > before,
+    )
+    .await;
+
+    faults(json!({"dropRate": 1.0})).await;
+    env.reset("r1", "phone", json!({})).await;
+    env.reason_is("r1", Reason::PasscodeCleared).await;
+    metric(env, &pushed(0)).await;
+    once("phone").await;
+    // Delivery lost: parked is looked at again at once and polled on schedule, so it finishes
+    // soon after its device comes online (without that: 40 minutes).
+    env.patch_device("parked", json!({"online": true})).await;
+    env.reason_is("parked", Reason::PasscodeCleared).await;
+    once("parked").await;
+
+    faults(json!({})).await;
+    env.reset("r2", "again", json!({})).await;
+    env.issued("r2").await;
+    env.patch_device("again", json!({"online": true})).await;
+    env.reason_is("r2", Reason::PasscodeCleared).await;
+    metric(env, &pushed(1)).await;
+    once("again").await;
 }
 
 /// A subscription that does not exist, then a malformed message and one for an operation no

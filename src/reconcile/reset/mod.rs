@@ -61,10 +61,10 @@ pub async fn reconcile(reset: Arc<PasscodeReset>, ctx: Arc<Context>) -> Result<A
     let nonce = || fastrand::u32(1..1_000_000_000);
     // Polls are a safety net only while notifications about this enterprise's commands arrive.
     let mut config = ctx.config.clone();
-    let followed = reset
-        .status
-        .as_ref()
+    let status = reset.status.as_ref();
+    let followed = status
         .and_then(|s| s.operation.as_deref())
+        .or_else(|| status?.claimed_command.as_ref().map(|c| c.device.as_str()))
         .unwrap_or(&reset.spec.device);
     config.notifications = ctx.delivery.is_pushed(followed);
     let shell = Shell {
@@ -423,6 +423,7 @@ async fn attempt<C: Cluster, A: Amapi>(
             }
             Effect::GetOperation(name) => {
                 if let Some(op) = shell.pushed.take(&name) {
+                    shell.delivery.arrived(&name);
                     inputs.operation = Some(Read::Found(op));
                     continue;
                 }
@@ -433,13 +434,17 @@ async fn attempt<C: Cluster, A: Amapi>(
                     continue;
                 }
                 let operation = read(amapi.get_operation(&name).await, Reading::Other);
-                // A safety-net poll that finds the command finished: its notification was lost
-                // or is late, so this enterprise's commands are polled on schedule again.
+                // A safety-net poll that finds the command finished with no notification about
+                // it (not even one that came in during the poll): lost or late, so this
+                // enterprise's commands are polled on schedule again.
                 if followup
                     && shell.config.notifications
                     && matches!(&operation, Read::Found(op) if op.done)
                 {
-                    shell.delivery.missed(&name);
+                    match shell.pushed.take(&name) {
+                        Some(_) => shell.delivery.arrived(&name),
+                        None => shell.delivery.missed(&name),
+                    }
                 }
                 inputs.operation = Some(operation);
             }

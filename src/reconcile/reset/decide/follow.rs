@@ -88,8 +88,13 @@ pub(super) fn follow(o: &Observed, status: &PasscodeResetStatus) -> Decision {
                 None,
             );
             // On the polling schedule even when completion is pushed: a failed read at a
-            // safety-net poll must not cost another 40 minutes.
-            d.requeue = Some(poll_interval(o.now, status).max(Duration::from_secs(2)));
+            // safety-net poll must not cost another 40 minutes. Past expiry, every 30 s until
+            // it reads or gives up (not every 2 s for ten minutes).
+            d.requeue = Some(if past(o.now, status, EXPIRY_GRACE) {
+                Duration::from_secs(30)
+            } else {
+                poll_interval(o.now, status).max(Duration::from_secs(2))
+            });
             return d;
         }
     };

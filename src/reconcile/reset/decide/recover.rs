@@ -138,6 +138,7 @@ pub(super) fn issue_or_recover(o: &Observed, status: &PasscodeResetStatus) -> De
                     status,
                     op,
                     "Command issued; waiting for the device to sync and carry it out.",
+                    Found::JustCreated,
                 );
             }
             Some(Issued::NotCreated(m)) => {
@@ -261,6 +262,7 @@ fn search(o: &Observed, status: &PasscodeResetStatus) -> Decision {
             status,
             op,
             "Found the command this reset's claim created; following it.",
+            Found::BySearch,
         ),
         [] if age < window => {
             let left = window - age;
@@ -288,8 +290,23 @@ fn search(o: &Observed, status: &PasscodeResetStatus) -> Decision {
     }
 }
 
+/// How the command to follow was found.
+enum Found {
+    /// In issueCommand's answer: its notification, if pushed, is still to come.
+    JustCreated,
+    /// Among the device's operations, after an unclear answer: its notification may have come
+    /// and gone before the reset followed it, so it is polled on schedule.
+    BySearch,
+}
+
 /// Records an operation as this reset's command.
-fn adopt(o: &Observed, status: &PasscodeResetStatus, op: &Operation, message: &str) -> Decision {
+fn adopt(
+    o: &Observed,
+    status: &PasscodeResetStatus,
+    op: &Operation,
+    message: &str,
+    found: Found,
+) -> Decision {
     let issued = op
         .metadata
         .as_ref()
@@ -307,7 +324,13 @@ fn adopt(o: &Observed, status: &PasscodeResetStatus, op: &Operation, message: &s
         s.operation = Some(op.name.clone());
         s.issued_at = Some(Time(issued));
         s.expires_at = Some(Time(issued + SignedDuration::from_secs(duration as i64)));
-        d.requeue = Some(poll_interval_with(o.now, s, o.config.notifications));
+        let pushed = o.config.notifications && matches!(found, Found::JustCreated);
+        d.requeue = Some(if op.done {
+            // Finished already: read its end at once.
+            Duration::ZERO
+        } else {
+            poll_interval_with(o.now, s, pushed)
+        });
     }
     d
 }

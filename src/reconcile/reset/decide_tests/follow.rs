@@ -114,9 +114,18 @@ fn an_unreadable_operation_is_read_again_until_well_past_expiry() {
         assert!(d.requeue.unwrap() >= Duration::from_secs(2));
         assert!(message(&d).contains("HTTP 503"));
     }
+    // Past expiry and grace: every 30 s, not every 2 s, until it gives up.
+    assert_eq!(unavailable(700).requeue, Some(Duration::from_secs(30)));
     let d = unavailable(595 + 30 + 601);
     assert_eq!(reason(&d), Some(Reason::OutcomeUnknown));
     assert!(message(&d).contains("HTTP 503"));
+    // A failed read at a safety-net poll while completion is pushed: back on the polling
+    // schedule (5 s at this age), not another 40 minutes.
+    let mut case = Case::new(issued(with_passcode(), OP));
+    case.config.notifications = true;
+    case.now = now() + secs(40);
+    case.inputs.operation = Some(Read::Unavailable("HTTP 503".into()));
+    assert_eq!(case.decide().requeue, Some(Duration::from_secs(5)));
     let mut case = Case::new(issued(with_passcode(), OP));
     case.inputs.operation = Some(Read::Denied("forbidden".into()));
     assert_eq!(reason(&case.decide()), Some(Reason::PermissionDenied));
