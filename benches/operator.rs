@@ -64,7 +64,7 @@ const QUOTA_REQUESTS: u32 = 200;
 const QUOTA_WINDOW_S: u64 = 20;
 const QUOTA_DEMAND_SECONDS: u64 = 30;
 const OFFLINE_N: usize = 200;
-const OFFLINE_FRESH: usize = 10;
+const OFFLINE_FRESH: usize = 20;
 /// How long pending commands' polls are counted.
 const OFFLINE_WINDOW_S: u64 = 120;
 
@@ -161,12 +161,18 @@ fn main() {
 // ---------------------------------------------------------------------------------------------
 // Creating resets
 
+/// The `offline` scenario's wave (`wave-NNNNN`): resets that may wait a week for their device
+/// (`expiresAfter: 168h`, the most allowed), as over a weekend; every other reset, the default.
 fn reset_object(name: &str, device: &str) -> PasscodeReset {
+    let mut spec = json!({"device": device});
+    if name.starts_with("wave-") {
+        spec["expiresAfter"] = json!("168h");
+    }
     serde_json::from_value(json!({
         "apiVersion": "amapi.passcode-operator.io/v1alpha1",
         "kind": "PasscodeReset",
         "metadata": {"name": name},
-        "spec": {"device": device},
+        "spec": spec,
     }))
     .expect("a PasscodeReset")
 }
@@ -1220,7 +1226,13 @@ async fn offline(bench: &Bench) {
     let issued_ms = since(&wave.answered, &issued);
     let wave_calls = sim.counters().await;
 
-    // Fresh resets under that load, then the pending commands' polls over a window.
+    // Fresh resets under that load (N commands pending, the last of them past their first 10 s
+    // of fresh polls), then the pending commands' polls over a window.
+    tokio::time::sleep(
+        passcode_operator::reconcile::reset::decide::FRESH_POLLS + Duration::from_secs(2),
+    )
+    .await;
+    let loaded_after_s = t0.elapsed().as_secs_f64() - issued_all_s;
     let loaded = fresh_latencies(
         &scenario,
         (0..m)
@@ -1274,6 +1286,7 @@ async fn offline(bench: &Bench) {
         "polls_method": "operations.get on the simulator over the window, which starts window_starts_after_wave_s after the wave was created (polling: commands under 10 min old every 5-60 s, then every 5 min, 12/h; pushed, once notifications about the enterprise's commands arrive: at 30 s, then every 40 min, 1.5/h)",
         "fresh_idle_ms": summary(idle.clone(), 0),
         "fresh_loaded_ms": summary(loaded.clone(), 0),
+        "fresh_loaded_starts_after_all_issued_s": round(loaded_after_s, 0),
         "fresh_loaded_over_idle_p50": if idle_p50 > 0.0 { round(loaded_p50 / idle_p50, 2) } else { 0.0 },
         "quota_rejected_429": after.quota_rejected() - before.quota_rejected(),
         "targets": {"first_status_ms_max": 1000, "fresh_loaded_over_idle_p50_max": 1.5, "polls_per_pending_command_per_hour_max_long_pending": if notifications { 2 } else { 12 }},

@@ -78,6 +78,8 @@ pub use admin_client::AdminClient;
 pub use faults::{FaultSettings, PubsubFaults};
 pub use fleet::Fleet;
 pub use quota::QuotaSettings;
+/// How the counters name an exchanged subject token (`sts.lastSubjectFingerprint`).
+pub use sts::fingerprint as token_fingerprint;
 
 use credentials::ServiceAccount;
 use server::Shared;

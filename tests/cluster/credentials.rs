@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use passcode_operator::api::Reason;
+use passcode_operator::simulator::token_fingerprint;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use testkit::cluster::{OPERATOR_NAMESPACE, control_plane};
 use testkit::process::free_port;
 use testkit::scenario::{Env, GoogleCredentials, OperatorOptions};
@@ -83,14 +83,6 @@ fn wif_config(env: &Env, name: &str, token_file: &Path, impersonate: Option<&str
     path
 }
 
-fn fingerprint(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Polls the simulator's counters until `check` holds, for at most `within`.
 async fn wait_counters(env: &Env, what: &str, within: Duration, check: impl Fn(&Value) -> bool) {
     testkit::until(
@@ -151,7 +143,7 @@ async fn workload_identity_federation_resets_once_and_rereads_a_rotated_token() 
     let counters = env.sim_get("counters").await;
     assert_eq!(
         counters["sts"]["lastSubjectFingerprint"],
-        fingerprint(&first)
+        token_fingerprint(&first)
     );
     assert_eq!(
         counters["impersonations"], 0,
@@ -169,7 +161,7 @@ async fn workload_identity_federation_resets_once_and_rereads_a_rotated_token() 
         &env,
         "the rotated token exchanged",
         Duration::from_secs(60),
-        |c| c["sts"]["lastSubjectFingerprint"] == fingerprint(&second),
+        |c| c["sts"]["lastSubjectFingerprint"] == token_fingerprint(&second),
     )
     .await;
     assert!(rotated_at.elapsed() < Duration::from_secs(60));

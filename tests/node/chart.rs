@@ -22,8 +22,8 @@ use base64::Engine;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::Api;
 use kube::api::LogParams;
+use passcode_operator::simulator::token_fingerprint;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use testkit::node::{Node, host_simulator, image, service_stand_in};
 use testkit::{helm, repo};
 
@@ -281,14 +281,6 @@ fn claims(token: &str) -> Value {
     .unwrap()
 }
 
-fn fingerprint(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The token the kubelet projected into `pod`'s credentials volume, read on the node.
 fn projected_token(node: &Node, pod: &Pod) -> String {
     let uid = pod.metadata.uid.as_deref().unwrap();
@@ -341,7 +333,7 @@ async fn the_chart_by_helm_install_federates_the_kubelets_projected_token() {
     let exchanged = pods
         .iter()
         .map(|p| (p, projected_token(installed.node, p)))
-        .find(|(_, t)| counters["sts"]["lastSubjectFingerprint"] == fingerprint(t))
+        .find(|(_, t)| counters["sts"]["lastSubjectFingerprint"] == token_fingerprint(t))
         .unwrap_or_else(|| panic!("the exchanged token is no pod's projected token: {counters}"));
     let claims = claims(&exchanged.1);
     assert_eq!(claims["iss"], issuer.as_str(), "{claims:#}");
