@@ -57,9 +57,10 @@ pub async fn follow(
         if batch.is_empty() {
             continue;
         }
-        // Operation → reset (and whether it has finished), for the resets that follow one.
-        let following: HashMap<String, (ObjectRef<PasscodeReset>, bool)> = resets
-            .state()
+        // Operation → reset (and whether it has finished), for the resets that follow one; and
+        // device → the unfinished resets with a claim there that follow no operation yet.
+        let state = resets.state();
+        let following: HashMap<String, (ObjectRef<PasscodeReset>, bool)> = state
             .iter()
             .filter_map(|r| {
                 let op = r.status.as_ref()?.operation.clone()?;
@@ -69,6 +70,18 @@ pub async fn follow(
                 ))
             })
             .collect();
+        let mut claiming: HashMap<&str, Vec<ObjectRef<PasscodeReset>>> = HashMap::new();
+        for r in &state {
+            if let Some(s) = r.status.as_ref().filter(|s| s.operation.is_none())
+                && let Some(c) = &s.claimed_command
+                && !r.phase().is_terminal()
+            {
+                claiming
+                    .entry(c.device.as_str())
+                    .or_default()
+                    .push(ObjectRef::from_obj(r.as_ref()));
+            }
+        }
         let mut acks = Vec::with_capacity(batch.len());
         for message in batch {
             match message {
@@ -92,9 +105,14 @@ pub async fn follow(
                                 "pending"
                             }
                             // Perhaps a reset that has not recorded its operation yet (the
-                            // device was quicker): kept, so that reset takes it when it polls.
+                            // device was quicker): kept, and the resets with a claim on that
+                            // device looked at again, so the one it belongs to takes it at once.
                             None => {
                                 pushed.put(op.clone());
+                                let device = op.name.split("/operations/").next().unwrap_or("");
+                                for reset in claiming.get(device).into_iter().flatten() {
+                                    let _ = trigger.unbounded_send(reset.clone());
+                                }
                                 "unknown_operation"
                             }
                         },
