@@ -41,7 +41,7 @@ use passcode_operator::api::{PasscodeReset, PasscodeResetStatus, Phase};
 use serde_json::{Value, json};
 
 use support::{
-    ApiWrites, Counters, Finished, OperatorFlags, Readings, Sim, emit, round, server_rss_mib,
+    ApiWrites, Counters, Cpu, Finished, OperatorFlags, Readings, Sim, emit, round, server_rss_mib,
     spawn_operator, summary,
 };
 use testkit::cluster::{ControlPlane, create_namespace};
@@ -70,6 +70,13 @@ const OFFLINE_WINDOW_S: u64 = 120;
 
 /// AMAPI calls a reset makes on the happy path (devices.get, issueCommand, operations.get).
 const CALLS_PER_RESET: f64 = 3.0;
+
+/// The reads counted in `burst`.
+const READS: [&str; 2] = ["GET", "LIST"];
+const READ_RESOURCES: [&str; 4] = ["passcoderesets", "configmaps", "namespaces", "secrets"];
+
+/// Watches open in the watched ceiling run: the operator's and the bench's, as in `burst`.
+const CEILING_WATCHES: usize = 2;
 
 const TARGET_RATIO: f64 = 0.8;
 const TARGET_STEADY_P99_MS: f64 = 1000.0;
@@ -360,7 +367,9 @@ async fn burst(bench: &mut Bench) {
     bench.idle_rss_mib = Some(idle_rss);
 
     let (writes_before, calls_before) = scenario.baseline(&bench.admin).await;
+    let reads_before = ApiWrites::read_verbs(&bench.admin, &READS, &READ_RESOURCES).await;
     let cpu_before = op.cpu_seconds();
+    let machine_before = Cpu::read(&bench.cp, Some(op.pid()));
     let t0 = Instant::now();
     let created = create_pool(api, items(sim, "burst", n, n), BURST_CREATORS).await;
     let create_s = t0.elapsed().as_secs_f64();
@@ -380,6 +389,10 @@ async fn burst(bench: &mut Bench) {
     let total_s = outcome
         .last_end
         .map_or(f64::NAN, |l| l.duration_since(t0).as_secs_f64());
+    let machine_cpu = Cpu::read(&bench.cp, Some(op.pid())).since(&machine_before, total_s);
+    let reads = ApiWrites::read_verbs(&bench.admin, &READS, &READ_RESOURCES)
+        .await
+        .since(&reads_before);
     let succeeded = outcome.count("Succeeded");
     let resets_per_s = succeeded as f64 / total_s;
     let writes_per_reset = per(writes.total(), created.sent.len());
@@ -406,10 +419,17 @@ async fn burst(bench: &mut Bench) {
         "operator_rss_idle_mib": idle_rss,
         "operator_rss_peak_mib": op.peak_rss_mib(),
         "operator_cpu_s": round(op.cpu_seconds() - cpu_before, 2),
+        "cpu": machine_cpu,
+        "operator_reconciles": op.metric_sum("passcode_operator_reconciles_total", "passcodereset").await,
+        "operator_reconcile_errors": op.metric_sum("passcode_operator_reconcile_errors_total", "").await,
+        "operator_reconcile_seconds": round(op.metric_sum("passcode_operator_reconcile_duration_seconds_sum", "passcodereset").await, 1),
+        "cpu_method": "utime+stime from /proc/PID/stat of the API server, etcd, this bench process (creators, watch, AMAPI simulator) and the operator, from the first create to the last reset's end (until the finalizers are gone)",
         "server_rss_mib": server_rss_mib(&bench.cp),
         "apiserver_writes_per_reset": writes_per_reset,
         "apiserver_writes": writes.by_kind(),
         "apiserver_conflicts_409": writes.conflicts(),
+        "apiserver_reads": reads.by_kind(),
+        "apiserver_reads_method": "the same delta for GET and LIST (a watch's initial list and the bench's own reads included)",
         "apiserver_writes_method": WRITES_METHOD,
         "amapi_calls_per_reset": calls_per_reset,
         "amapi_calls": calls_after.methods_since(&calls_before),
@@ -487,9 +507,12 @@ fn operator_mix(
     plan
 }
 
-/// Creates `n` objects and makes `plan`'s writes on each, `workers` objects at a time; returns
-/// the seconds taken and the objects that failed.
+/// Creates `n` objects and makes `plan`'s writes on each, `workers` objects at a time, with
+/// `watches` watches of the namespace's resets open meanwhile (an operator keeps one, the burst's
+/// bench another); returns the seconds taken, the objects that failed and the machine's CPU.
+#[allow(clippy::too_many_arguments)]
 async fn ceiling_run(
+    cp: &ControlPlane,
     client: &Client,
     ns: &str,
     prefix: &str,
@@ -497,8 +520,16 @@ async fn ceiling_run(
     workers: usize,
     plan: &[Write],
     base: &PasscodeResetStatus,
-) -> (f64, usize) {
+    watches: usize,
+) -> (f64, usize, Value) {
     let api: Api<PasscodeReset> = Api::namespaced(client.clone(), ns);
+    let watching: Vec<_> = (0..watches)
+        .map(|_| {
+            let stream = kube::runtime::watcher(api.clone(), Default::default());
+            tokio::spawn(stream.for_each(|_| async {}))
+        })
+        .collect();
+    let cpu_before = Cpu::read(cp, None);
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
     let records: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
     let t0 = Instant::now();
@@ -578,7 +609,11 @@ async fn ceiling_run(
             }
         }
     }
-    (t0.elapsed().as_secs_f64(), failed)
+    let secs = t0.elapsed().as_secs_f64();
+    for w in watching {
+        w.abort();
+    }
+    (secs, failed, Cpu::read(cp, None).since(&cpu_before, secs))
 }
 
 async fn ceiling(bench: &Bench) {
@@ -594,13 +629,25 @@ async fn ceiling(bench: &Bench) {
 
     progress!("ceiling: {n} objects, create + {writes} status writes each, {workers} workers");
     let plan = vec![Write::Status; writes];
-    let (secs, failed) = ceiling_run(&bench.admin, &ns, "ceiling", n, workers, &plan, &base).await;
+    let (secs, failed, cpu) = ceiling_run(
+        &bench.cp,
+        &bench.admin,
+        &ns,
+        "ceiling",
+        n,
+        workers,
+        &plan,
+        &base,
+        0,
+    )
+    .await;
     let objects_per_s = (n - failed) as f64 / secs;
     let ratio = operator_rate.map(|r| round(r / objects_per_s, 2));
 
     let mix_plan = operator_mix(mix);
     progress!("ceiling: again with the operator's own mix {mix_plan:?}");
-    let (mix_secs, mix_failed) = ceiling_run(
+    let (mix_secs, mix_failed, mix_cpu) = ceiling_run(
+        &bench.cp,
         &bench.admin,
         &ns,
         "ceiling-mix",
@@ -608,9 +655,24 @@ async fn ceiling(bench: &Bench) {
         workers,
         &mix_plan,
         &base,
+        0,
     )
     .await;
     let mix_per_s = (n - mix_failed) as f64 / mix_secs;
+    progress!("ceiling: the same mix with {CEILING_WATCHES} watches of the resets open");
+    let (watched_secs, watched_failed, watched_cpu) = ceiling_run(
+        &bench.cp,
+        &bench.admin,
+        &ns,
+        "ceiling-watched",
+        n,
+        workers,
+        &mix_plan,
+        &base,
+        CEILING_WATCHES,
+    )
+    .await;
+    let watched_per_s = (n - watched_failed) as f64 / watched_secs;
     emit(&json!({
         "scenario": "ceiling",
         "objects": n,
@@ -632,7 +694,19 @@ async fn ceiling(bench: &Bench) {
             "seconds": round(mix_secs, 2),
             "objects_per_s": round(mix_per_s, 1),
             "ratio": operator_rate.map(|r| round(r / mix_per_s, 2)),
+            "cpu": mix_cpu,
         },
+        "same_mix_watched": {
+            "writes": "as same_mix",
+            "watches": format!("{CEILING_WATCHES} watches of the namespace's resets open meanwhile, as in burst (the operator's and the bench's)"),
+            "failures": watched_failed,
+            "seconds": round(watched_secs, 2),
+            "objects_per_s": round(watched_per_s, 1),
+            "ratio": operator_rate.map(|r| round(r / watched_per_s, 2)),
+            "cpu": watched_cpu,
+        },
+        "cpu": cpu,
+        "cpu_method": "utime+stime from /proc/PID/stat of the API server, etcd and this bench process (the client) over the run",
         "server_rss_mib": server_rss_mib(&bench.cp),
     }));
 }

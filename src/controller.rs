@@ -372,6 +372,7 @@ async fn controllers(
         claims: Default::default(),
         pushed: Default::default(),
         delivery: Arc::new(delivery),
+        accepting: Default::default(),
     });
     // Completion pushed: notifications hand operations to their resets and trigger them.
     let notifications = {
@@ -396,6 +397,7 @@ async fn controllers(
         reset_store.clone(),
         ctx.client.clone(),
         ctx.amapi.clone(),
+        ctx.accepting.clone(),
         until.clone(),
     );
     // Claimed and not finished, and not finished past their command's expiry, as the cache shows
@@ -483,13 +485,15 @@ const ACCEPT_IN_FLIGHT: usize = 64;
 /// has a status within a moment of its creation even when thousands wait for AMAPI's rate limit
 /// (the reconciles that call AMAPI queue behind it; this never calls AMAPI). A scan of the cache
 /// every 50 ms feeds a pipeline of [`ACCEPT_IN_FLIGHT`] writes, so one slow write holds up no
-/// other. Each write is conditional on the resourceVersion: if anything wrote first (the
-/// reconcile, a label or annotation edit), it is dropped, and the new version is handed over
-/// again while it has no status; a write that failed otherwise is tried again after a backoff.
+/// other. A reset whose reconcile has started is left to it (see `reconcile::reset::accepting`).
+/// Each write is conditional on the resourceVersion: if anything wrote first (the reconcile, a
+/// label or annotation edit), it is dropped, and the new version is handed over again while it has
+/// no status; a write that failed otherwise is tried again after a backoff.
 async fn accept_new_resets(
     resets: Store<PasscodeReset>,
     client: Client,
     amapi: AmapiClient,
+    accepting: Arc<reconcile::reset::accepting::Accepting>,
     until: Stop,
 ) {
     let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel::<Arc<PasscodeReset>>();
@@ -497,7 +501,7 @@ async fn accept_new_resets(
     let failed: Arc<std::sync::Mutex<HashMap<String, (std::time::Instant, Duration)>>> =
         Default::default();
     let scan = {
-        let (resets, failed) = (resets.clone(), failed.clone());
+        let (resets, failed, accepting) = (resets.clone(), failed.clone(), accepting.clone());
         async move {
             // uid → resourceVersion of the status-less resets handed to the writers.
             let mut handed: HashMap<String, String> = HashMap::new();
@@ -510,6 +514,7 @@ async fn accept_new_resets(
                 let uid = |r: &PasscodeReset| r.metadata.uid.clone().unwrap_or_default();
                 let still: HashSet<String> = new.iter().map(|r| uid(r)).collect();
                 handed.retain(|u, _| still.contains(u));
+                accepting.retain(|u| still.contains(u));
                 let now = std::time::Instant::now();
                 let due: HashSet<String> = {
                     let mut failed = failed.lock().expect("acceptor failures");
@@ -543,8 +548,13 @@ async fn accept_new_resets(
     let write = futures::stream::poll_fn(move |cx| queued.poll_recv(cx)).for_each_concurrent(
         ACCEPT_IN_FLIGHT,
         |r| {
-            let (client, amapi, resets, failed) =
-                (client.clone(), amapi.clone(), resets.clone(), failed.clone());
+            let (client, amapi, resets, failed, accepting) = (
+                client.clone(),
+                amapi.clone(),
+                resets.clone(),
+                failed.clone(),
+                accepting.clone(),
+            );
             async move {
                 // Queued behind a wave: skip what has a status by now (a certain conflict).
                 if resets
@@ -554,13 +564,35 @@ async fn accept_new_resets(
                     return;
                 }
                 let uid = r.metadata.uid.clone().unwrap_or_default();
+                let version = r.resource_version().unwrap_or_default();
+                // Its reconcile is writing it (looked at again in a second, in case that write
+                // fails), or a first status landed that the cache does not show yet.
+                let Some(writing) = accepting.acceptor_begins(&uid, &version) else {
+                    if !accepting.landed(&uid, &version) {
+                        let again = std::time::Instant::now() + Duration::from_secs(1);
+                        failed
+                            .lock()
+                            .expect("acceptor failures")
+                            .entry(uid)
+                            .and_modify(|(at, _)| *at = again)
+                            .or_insert((again, Duration::from_secs(1)));
+                    }
+                    return;
+                };
                 let api: Api<PasscodeReset> =
                     Api::namespaced(client, &r.namespace().unwrap_or_default());
                 let mut next = (*r).clone();
                 next.status = Some(decide::accepted(&r, jiff::Timestamp::now(), amapi.waiting()));
+                // The reconcile's first-status write hits it too: whichever writes it.
+                crate::failpoint::hit("before-first-status-write");
                 let result = api
                     .replace_status(&r.name_any(), &Default::default(), &next)
                     .await;
+                if let Ok(landed) = &result {
+                    writing.landed(landed);
+                } else {
+                    drop(writing);
+                }
                 let mut failed = failed.lock().expect("acceptor failures");
                 match result {
                     Ok(_) => {
@@ -609,5 +641,117 @@ fn error_policy<K>(_: Arc<K>, error: &reconcile::Error, ctx: Arc<Context>) -> Ac
             error!(error = %e, kind = e.label(), "reconcile failed; retrying");
             Action::requeue(Duration::from_secs(5))
         }
+    }
+}
+
+#[cfg(test)]
+mod acceptor_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+
+    use super::*;
+    use crate::reconcile::reset::accepting::Accepting;
+
+    /// An AMAPI client that is never called (the acceptor reads only its queue length).
+    async fn idle_amapi(dir: &std::path::Path) -> AmapiClient {
+        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let file = serde_json::json!({
+            "type": "service_account", "project_id": "p", "private_key_id": "k",
+            "private_key": pem.as_str(), "client_email": "sa@p.iam.gserviceaccount.com",
+            "client_id": "1", "auth_uri": "http://127.0.0.1:1/auth",
+            "token_uri": "http://127.0.0.1:1/token",
+            "auth_provider_x509_cert_url": "http://127.0.0.1:1/certs",
+            "client_x509_cert_url": "http://127.0.0.1:1/x509",
+        });
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("sa.json");
+        std::fs::write(&path, file.to_string()).unwrap();
+        let auth = Credentials::from_file(&path, None).await.unwrap();
+        AmapiClient::new(auth, ClientOptions::default()).unwrap()
+    }
+
+    /// Review regression. A reconcile's first-status write is slow (an API server in trouble:
+    /// over a second) and then fails. The acceptor looked while it was in flight (retry in 1 s)
+    /// and again a second later: that second look, due, had been parked an hour ahead by the scan
+    /// ("not again before the writer says so"), and the skip's `or_insert` leaves it there. So
+    /// the acceptor does not try again for an hour, and the reset waits for its reconcile's
+    /// requeue, behind every reconcile waiting for AMAPI's rate limit: no status "within a
+    /// moment ... whatever the queue" (README).
+    #[tokio::test]
+    async fn a_slow_failed_reconcile_write_leaves_the_acceptor_trying_again() {
+        crate::install_crypto_provider();
+        // The API server, as far as the acceptor needs one: it takes a status write.
+        let puts = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().fallback({
+            let puts = puts.clone();
+            move |method: http::Method, uri: http::Uri, body: axum::body::Bytes| {
+                let puts = puts.clone();
+                async move {
+                    use axum::response::IntoResponse;
+                    if method == http::Method::PUT && uri.path().ends_with("/status") {
+                        puts.fetch_add(1, SeqCst);
+                        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        v["metadata"]["resourceVersion"] = "2".into();
+                        return axum::Json(v).into_response();
+                    }
+                    http::StatusCode::NOT_FOUND.into_response()
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client =
+            Client::try_from(Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
+        let dir = std::env::temp_dir().join(format!("acceptor-test-{}", std::process::id()));
+        let amapi = idle_amapi(&dir).await;
+
+        let (store, mut writer) = reflector::store::<PasscodeReset>();
+        let reset: PasscodeReset = serde_json::from_value(serde_json::json!({
+            "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+            "kind": "PasscodeReset",
+            "metadata": {"name": "r", "namespace": "ns", "uid": "u1", "resourceVersion": "1"},
+            "spec": {"device": "enterprises/E1/devices/d1"},
+        }))
+        .unwrap();
+        writer.apply_watcher_event(&watcher::Event::Apply(reset));
+        let accepting = Arc::new(Accepting::default());
+        let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+        let until: Stop = stopped.map(|_| ()).boxed().shared();
+        let acceptor = tokio::spawn(accept_new_resets(
+            store,
+            client,
+            amapi,
+            accepting.clone(),
+            until,
+        ));
+
+        // The reconcile's write, in flight for 2.5 s: the acceptor leaves the reset alone.
+        let reconcile::reset::accepting::FirstStatus::Write(in_flight) =
+            accepting.first_status("u1", "1")
+        else {
+            panic!("free")
+        };
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(
+            puts.load(SeqCst),
+            0,
+            "the acceptor waits for the reconcile's write"
+        );
+        // It failed (a 5xx): nothing landed, and the reconcile is requeued behind the queue.
+        drop(in_flight);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while puts.load(SeqCst) == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = stop.send(());
+        let _ = acceptor.await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            puts.load(SeqCst) > 0,
+            "the acceptor wrote no first status within 5 s of the reconcile's write failing"
+        );
     }
 }

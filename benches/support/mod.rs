@@ -41,6 +41,45 @@ pub fn server_rss_mib(cp: &ControlPlane) -> Value {
     json!({"apiserver": rss("apiserver"), "etcd": rss("etcd")})
 }
 
+/// CPU seconds used so far by the processes that share the machine: the API server, etcd, this
+/// bench process (the load generator, its watch and the AMAPI simulator) and the operator.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    apiserver: f64,
+    etcd: f64,
+    bench: f64,
+    operator: f64,
+}
+
+impl Cpu {
+    pub fn read(cp: &ControlPlane, operator: Option<u32>) -> Cpu {
+        let of = |pid: Option<u32>| pid.and_then(cpu_seconds).unwrap_or(0.0);
+        Cpu {
+            apiserver: of(cp.pid("apiserver")),
+            etcd: of(cp.pid("etcd")),
+            bench: of(Some(std::process::id())),
+            operator: of(operator),
+        }
+    }
+
+    /// CPU seconds since `before`, per process, and what they add up to per wall-clock second
+    /// (2.0 is both cores busy).
+    pub fn since(&self, before: &Cpu, seconds: f64) -> Value {
+        let d = |a: f64, b: f64| round(a - b, 1);
+        let total = (self.apiserver - before.apiserver)
+            + (self.etcd - before.etcd)
+            + (self.bench - before.bench)
+            + (self.operator - before.operator);
+        json!({
+            "apiserver_s": d(self.apiserver, before.apiserver),
+            "etcd_s": d(self.etcd, before.etcd),
+            "bench_s": d(self.bench, before.bench),
+            "operator_s": d(self.operator, before.operator),
+            "cores_busy": round(total / seconds.max(0.001), 2),
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writes seen by the API server
 
@@ -55,6 +94,11 @@ const COUNTED: [&str; 3] = ["passcoderesets", "events", "configmaps"];
 
 impl ApiWrites {
     pub async fn read(client: &Client) -> ApiWrites {
+        Self::read_verbs(client, &["POST", "PUT", "PATCH", "DELETE"], &COUNTED).await
+    }
+
+    /// The same count for other verbs and resources (the reads: `GET`, `LIST`).
+    pub async fn read_verbs(client: &Client, verbs: &[&str], resources: &[&str]) -> ApiWrites {
         let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
         let text = client.request_text(req).await.expect("apiserver /metrics");
         let mut map = BTreeMap::new();
@@ -74,11 +118,11 @@ impl ApiWrites {
                     .unwrap_or_default()
             };
             let verb = label("verb");
-            if !matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+            if !verbs.contains(&verb.as_str()) {
                 continue;
             }
             let resource = label("resource");
-            if !COUNTED.contains(&resource.as_str()) {
+            if !resources.contains(&resource.as_str()) {
                 continue;
             }
             let sub = label("subresource");

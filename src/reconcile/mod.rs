@@ -37,6 +37,8 @@ pub struct Context {
     pub pushed: Arc<reset::pushed::Pushed>,
     /// Where completion is pushed (see `reset::delivery`).
     pub delivery: Arc<reset::delivery::Delivery>,
+    /// Who writes a new reset's first status (see `reset::accepting`).
+    pub accepting: Arc<reset::accepting::Accepting>,
 }
 
 /// A reconcile that could not finish; the controller retries it with backoff.

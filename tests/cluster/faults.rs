@@ -18,6 +18,7 @@ fn spec() -> Value {
 #[tokio::test]
 async fn killed_at_every_point_and_restarted_never_twice() {
     for failpoint in [
+        "before-first-status-write",
         "after-record",
         "after-finalizer",
         "before-status-write:1",
@@ -68,6 +69,43 @@ async fn killed_at_every_point_and_restarted_never_twice() {
             status.reason,
             started.elapsed()
         );
+    }
+}
+
+/// `before-status-write:N` above counts the claim (1), the operation recorded (2) and the final
+/// status (3), whoever writes the first status: what the reset shows when the operator dies says
+/// which write it was.
+#[tokio::test]
+async fn the_nth_status_write_is_the_claim_then_the_operation_then_the_end() {
+    for n in [1, 3] {
+        let failpoint = format!("before-status-write:{n}");
+        let env = Env::killed_at(
+            &format!("nth-write-{n}"),
+            "      - id: wp\n",
+            PHONE,
+            &failpoint,
+        )
+        .await;
+        let r = env.resets().get("r").await.unwrap();
+        let status = r.status.clone().unwrap_or_default();
+        let finalizer = r
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == passcode_operator::reconcile::reset::decide::FINALIZER);
+        if n == 1 {
+            assert!(
+                finalizer && status.claimed_at.is_none(),
+                "{failpoint} is the claim: {:#?} {status:#?}",
+                r.metadata.finalizers
+            );
+        } else {
+            assert!(
+                status.operation.is_some() && status.completed_at.is_none(),
+                "{failpoint} is the final status: {status:#?}"
+            );
+        }
     }
 }
 

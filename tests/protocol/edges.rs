@@ -565,6 +565,8 @@ pub struct Process {
     pub claims: Claims,
     pub metrics: Metrics,
     pub config: Config,
+    /// Shared by its reconciles, as in production (`Context::accepting`).
+    pub accepting: passcode_operator::reconcile::reset::accepting::Accepting,
 }
 
 /// One reconcile of `reset` by `process`, through the production shell, on the models: AMAPI is
@@ -591,6 +593,7 @@ pub async fn reconcile(
         pushed: &pushed,
         delivery: &Default::default(),
         nonce: &nonce,
+        accepting: &process.accepting,
     };
     run(reset, &shell).await
 }

@@ -712,6 +712,7 @@ fn a_refused_command_whose_final_write_conflicts_keeps_its_reason() {
         pushed: &pushed,
         delivery: &Default::default(),
         nonce: &nonce,
+        accepting: &Default::default(),
     };
     for _ in 0..60 {
         let obj = {
@@ -740,5 +741,101 @@ fn a_refused_command_whose_final_write_conflicts_keeps_its_reason() {
         Some(passcode_operator::api::Reason::PermissionDenied),
         "{:?}",
         s.message
+    );
+}
+
+/// Review regression. The acceptor's first status lands (kept in `Accepting::landed`); before
+/// the acceptor's scan sees the cache show a status (it samples every 50 ms, behind the watch), a
+/// user clears the status through the status subresource. The cache then shows the reset without
+/// a status at a newer version, so the scan keeps the landed object for as long as it stays so.
+/// Every reconcile swaps its (newer) view for that older landed object: each write conflicts, the
+/// fresh read shows no status, and the swap happens again (3 rounds, then a 200 ms requeue, each
+/// spending a devices.get); the acceptor will not write either (`acceptor_begins` refused while
+/// something landed). The reset stays without a status, for good.
+#[test]
+fn a_first_status_cleared_before_the_scan_saw_it_is_written_again() {
+    use passcode_operator::reconcile::reset::accepting::Accepting;
+    let (world, k) = world_with_one_reset();
+    let cache: Cache = Default::default();
+    let cluster = SimCluster {
+        world: world.clone(),
+        cache: cache.clone(),
+    };
+    let amapi = crate::edges::SimAmapi {
+        world: world.clone(),
+    };
+    let process = Process::default();
+    let accepting = Accepting::default();
+    let pushed = passcode_operator::reconcile::reset::pushed::Pushed::default();
+    let nonce = || 4242u32;
+    let shell = passcode_operator::reconcile::reset::Shell {
+        cluster: &cluster,
+        amapi: &amapi,
+        config: &process.config,
+        claims: &process.claims,
+        metrics: &process.metrics,
+        pushed: &pushed,
+        delivery: &Default::default(),
+        nonce: &nonce,
+        accepting: &accepting,
+    };
+    // The cache as the watch shows it, and the acceptor's scan and write, as in
+    // `controller::accept_new_resets`.
+    let refresh = || {
+        let w = world.lock().unwrap();
+        let mut c = cache.lock().unwrap();
+        c.clear();
+        for (kk, o) in &w.resets {
+            c.insert(kk.clone(), Arc::new(o.clone()));
+        }
+        let still: Vec<String> = c
+            .values()
+            .filter(|r| r.status.is_none() && r.metadata.deletion_timestamp.is_none())
+            .filter_map(|r| r.metadata.uid.clone())
+            .collect();
+        accepting.retain(|u| still.iter().any(|s| s == u));
+        c.get(&k).cloned().unwrap()
+    };
+    let acceptor = |r: &PasscodeReset| {
+        if r.status.is_some() {
+            return;
+        }
+        let version = r.metadata.resource_version.clone().unwrap_or_default();
+        let Some(writing) = accepting.acceptor_begins("uid-r", &version) else {
+            return;
+        };
+        let now = world.lock().unwrap().now;
+        if let Ok(landed) = block_on(cluster.replace_status(r, decide::accepted(r, now, 0))) {
+            writing.landed(&landed);
+        }
+    };
+    let first = refresh();
+    // The acceptor's write lands; the watch has not delivered it yet.
+    acceptor(&first);
+    // A user clears the status (`kubectl patch --subresource=status`).
+    {
+        let mut w = world.lock().unwrap();
+        let rv = w.rv();
+        let r = w.resets.get_mut(&k).unwrap();
+        assert!(r.status.is_some(), "the acceptor's write landed");
+        r.status = None;
+        r.metadata.resource_version = Some(rv);
+    }
+    for _ in 0..20 {
+        let obj = refresh();
+        if obj.status.is_some() {
+            break;
+        }
+        acceptor(&obj);
+        let _ = block_on(passcode_operator::reconcile::reset::run(obj, &shell));
+        world
+            .lock()
+            .unwrap()
+            .advance(std::time::Duration::from_secs(1));
+    }
+    let w = world.lock().unwrap();
+    assert!(
+        w.resets.get(&k).unwrap().status.is_some(),
+        "20 reconciles and acceptor passes later the reset still has no status"
     );
 }

@@ -59,6 +59,14 @@ pub trait Cluster: Send + Sync {
         reset: &PasscodeReset,
         status: PasscodeResetStatus,
     ) -> impl Future<Output = Result<PasscodeReset, Error>> + Send;
+    /// Writes a new reset's first status (see `accepting`), conditional on the resourceVersion.
+    fn accept(
+        &self,
+        reset: &PasscodeReset,
+        status: PasscodeResetStatus,
+    ) -> impl Future<Output = Result<PasscodeReset, Error>> + Send {
+        self.replace_status(reset, status)
+    }
     /// Adds or removes the in-flight finalizer, conditional on the resourceVersion.
     fn set_finalizer(
         &self,
@@ -115,6 +123,10 @@ pub trait Amapi: Send + Sync {
     /// Whether a follow-up poll of a long-pending command may go now (else: poll later, do not
     /// queue it ahead of work that moves a reset forward).
     fn followup_allowed(&self) -> bool;
+    /// Calls waiting for the rate limit, for a first status's message.
+    fn waiting(&self) -> usize {
+        0
+    }
 }
 
 impl Amapi for AmapiClient {
@@ -146,6 +158,9 @@ impl Amapi for AmapiClient {
     }
     fn followup_allowed(&self) -> bool {
         AmapiClient::followup_allowed(self)
+    }
+    fn waiting(&self) -> usize {
+        AmapiClient::waiting(self)
     }
 }
 
@@ -234,6 +249,22 @@ impl Cluster for KubeCluster {
         next.status = Some(status);
         next.metadata.managed_fields = None;
         crate::failpoint::hit("before-status-write");
+        let api = self.resets_in(&reset.namespace().unwrap_or_default());
+        Ok(api
+            .replace_status(&reset.name_any(), &PostParams::default(), &next)
+            .await?)
+    }
+
+    async fn accept(
+        &self,
+        reset: &PasscodeReset,
+        status: PasscodeResetStatus,
+    ) -> Result<PasscodeReset, Error> {
+        let mut next = reset.clone();
+        next.status = Some(status);
+        next.metadata.managed_fields = None;
+        // Not `before-status-write`: its count names the claim, the operation and the end.
+        crate::failpoint::hit("before-first-status-write");
         let api = self.resets_in(&reset.namespace().unwrap_or_default());
         Ok(api
             .replace_status(&reset.name_any(), &PostParams::default(), &next)

@@ -2,6 +2,7 @@
 //! Every status write carries the resourceVersion it was decided on, so a stale view (an old
 //! cache, a second replica) fails with a conflict instead of acting twice.
 
+pub mod accepting;
 pub mod cached;
 pub mod claims;
 pub mod decide;
@@ -48,6 +49,8 @@ pub struct Shell<'a, C, A> {
     pub delivery: &'a delivery::Delivery,
     /// Draws a claim's fingerprint nonce (1 to 999,999,999).
     pub nonce: &'a (dyn Fn() -> u32 + Send + Sync),
+    /// Who writes a new reset's first status: this reconcile or the acceptor.
+    pub accepting: &'a accepting::Accepting,
 }
 
 pub async fn reconcile(reset: Arc<PasscodeReset>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -76,6 +79,7 @@ pub async fn reconcile(reset: Arc<PasscodeReset>, ctx: Arc<Context>) -> Result<A
         pushed: &ctx.pushed,
         delivery: &ctx.delivery,
         nonce: &nonce,
+        accepting: &ctx.accepting,
     };
     let result = run(reset, &shell).instrument(span).await;
     ctx.metrics
@@ -201,6 +205,24 @@ async fn attempt<C: Cluster, A: Amapi>(
             let rv = current.resource_version().unwrap_or_default();
             claims.written(&current, Written::Landed(rv));
             inputs.may_send = true;
+        }
+    }
+    // A new reset's first status, before anything that may wait for AMAPI's rate limit: the
+    // acceptor's if it landed (the cache may not show it yet), else written here unless the
+    // acceptor is writing it right now (see `accepting`).
+    if current.status.is_none() && current.metadata.deletion_timestamp.is_none() {
+        let (uid, version) = (
+            current.uid().unwrap_or_default(),
+            current.resource_version().unwrap_or_default(),
+        );
+        match shell.accepting.first_status(&uid, &version) {
+            accepting::FirstStatus::Landed(landed) => current = (*landed).clone(),
+            accepting::FirstStatus::Write(writing) => {
+                let status = decide::accepted(&current, cluster.now(), amapi.waiting());
+                current = cluster.accept(&current, status).await?;
+                writing.landed(&current);
+            }
+            accepting::FirstStatus::Busy => {}
         }
     }
     let mut last = status_key(&current);
