@@ -9,7 +9,9 @@
 //!   peak RSS, API-server writes and AMAPI calls per reset.
 //! - `ceiling`: a plain kube-rs client doing create + the operator's writes per reset (status
 //!   replaces) on as many objects with the operator's concurrency: the most this API server can
-//!   take; the ratio burst/ceiling.
+//!   take; the ratio burst/ceiling; then the operator's own write mix, alone and with two watches
+//!   open (as in `burst`). Each scenario reports the CPU the API server, etcd, the bench and the
+//!   operator used.
 //! - `steady`: 20 resets/s for 60 s; latency from creation to Succeeded.
 //! - `scale`: 10,000 finished resets stored, then a fresh operator: RSS, time to ready, AMAPI
 //!   calls on that restart.
