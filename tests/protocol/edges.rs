@@ -567,6 +567,31 @@ pub struct Process {
     pub config: Config,
     /// Shared by its reconciles, as in production (`Context::accepting`).
     pub accepting: passcode_operator::reconcile::reset::accepting::Accepting,
+    /// No notifications in the model: nothing is ever pushed.
+    pushed: Pushed,
+    delivery: passcode_operator::reconcile::reset::delivery::Delivery,
+}
+
+impl Process {
+    /// The production shell of this process, on `cluster` and `amapi`.
+    pub fn shell<'a, C: Cluster, A: Amapi>(
+        &'a self,
+        cluster: &'a C,
+        amapi: &'a A,
+        nonce: &'a (dyn Fn() -> u32 + Send + Sync),
+    ) -> Shell<'a, C, A> {
+        Shell {
+            cluster,
+            amapi,
+            config: &self.config,
+            claims: &self.claims,
+            metrics: &self.metrics,
+            pushed: &self.pushed,
+            delivery: &self.delivery,
+            nonce,
+            accepting: &self.accepting,
+        }
+    }
 }
 
 /// One reconcile of `reset` by `process`, through the production shell, on the models: AMAPI is
@@ -583,17 +608,5 @@ pub async fn reconcile(
     };
     let uid = reset.metadata.uid.clone().unwrap_or_default();
     let nonce = || world.lock().unwrap().nonce(&uid);
-    let pushed = Pushed::default();
-    let shell = Shell {
-        cluster,
-        amapi: &amapi,
-        config: &process.config,
-        claims: &process.claims,
-        metrics: &process.metrics,
-        pushed: &pushed,
-        delivery: &Default::default(),
-        nonce: &nonce,
-        accepting: &process.accepting,
-    };
-    run(reset, &shell).await
+    run(reset, &process.shell(cluster, &amapi, &nonce)).await
 }

@@ -701,19 +701,8 @@ fn a_refused_command_whose_final_write_conflicts_keeps_its_reason() {
         twists: twists.clone(),
     };
     let process = Process::default();
-    let pushed = passcode_operator::reconcile::reset::pushed::Pushed::default();
     let nonce = || 4242u32;
-    let shell = passcode_operator::reconcile::reset::Shell {
-        cluster: &cluster,
-        amapi: &amapi,
-        config: &process.config,
-        claims: &process.claims,
-        metrics: &process.metrics,
-        pushed: &pushed,
-        delivery: &Default::default(),
-        nonce: &nonce,
-        accepting: &Default::default(),
-    };
+    let shell = process.shell(&cluster, &amapi, &nonce);
     for _ in 0..60 {
         let obj = {
             let w = world.lock().unwrap();
@@ -754,7 +743,6 @@ fn a_refused_command_whose_final_write_conflicts_keeps_its_reason() {
 /// something landed). The reset stays without a status, for good.
 #[test]
 fn a_first_status_cleared_before_the_scan_saw_it_is_written_again() {
-    use passcode_operator::reconcile::reset::accepting::Accepting;
     let (world, k) = world_with_one_reset();
     let cache: Cache = Default::default();
     let cluster = SimCluster {
@@ -765,20 +753,9 @@ fn a_first_status_cleared_before_the_scan_saw_it_is_written_again() {
         world: world.clone(),
     };
     let process = Process::default();
-    let accepting = Accepting::default();
-    let pushed = passcode_operator::reconcile::reset::pushed::Pushed::default();
+    let accepting = &process.accepting;
     let nonce = || 4242u32;
-    let shell = passcode_operator::reconcile::reset::Shell {
-        cluster: &cluster,
-        amapi: &amapi,
-        config: &process.config,
-        claims: &process.claims,
-        metrics: &process.metrics,
-        pushed: &pushed,
-        delivery: &Default::default(),
-        nonce: &nonce,
-        accepting: &accepting,
-    };
+    let shell = process.shell(&cluster, &amapi, &nonce);
     // The cache as the watch shows it, and the acceptor's scan and write, as in
     // `controller::accept_new_resets`.
     let refresh = || {

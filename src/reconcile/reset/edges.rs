@@ -182,6 +182,23 @@ impl KubeCluster {
     fn resets_in(&self, namespace: &str) -> Api<PasscodeReset> {
         Api::namespaced(self.client.clone(), namespace)
     }
+
+    /// PUT .../status, conditional on the resourceVersion `reset` was read at.
+    async fn put_status(
+        &self,
+        reset: &PasscodeReset,
+        status: PasscodeResetStatus,
+        failpoint: &str,
+    ) -> Result<PasscodeReset, Error> {
+        let mut next = reset.clone();
+        next.status = Some(status);
+        next.metadata.managed_fields = None;
+        crate::failpoint::hit(failpoint);
+        let api = self.resets_in(&reset.namespace().unwrap_or_default());
+        Ok(api
+            .replace_status(&reset.name_any(), &PostParams::default(), &next)
+            .await?)
+    }
 }
 
 impl Cluster for KubeCluster {
@@ -245,14 +262,7 @@ impl Cluster for KubeCluster {
         reset: &PasscodeReset,
         status: PasscodeResetStatus,
     ) -> Result<PasscodeReset, Error> {
-        let mut next = reset.clone();
-        next.status = Some(status);
-        next.metadata.managed_fields = None;
-        crate::failpoint::hit("before-status-write");
-        let api = self.resets_in(&reset.namespace().unwrap_or_default());
-        Ok(api
-            .replace_status(&reset.name_any(), &PostParams::default(), &next)
-            .await?)
+        self.put_status(reset, status, "before-status-write").await
     }
 
     async fn accept(
@@ -260,15 +270,9 @@ impl Cluster for KubeCluster {
         reset: &PasscodeReset,
         status: PasscodeResetStatus,
     ) -> Result<PasscodeReset, Error> {
-        let mut next = reset.clone();
-        next.status = Some(status);
-        next.metadata.managed_fields = None;
         // Not `before-status-write`: its count names the claim, the operation and the end.
-        crate::failpoint::hit("before-first-status-write");
-        let api = self.resets_in(&reset.namespace().unwrap_or_default());
-        Ok(api
-            .replace_status(&reset.name_any(), &PostParams::default(), &next)
-            .await?)
+        self.put_status(reset, status, "before-first-status-write")
+            .await
     }
 
     async fn set_finalizer(
