@@ -497,9 +497,9 @@ async fn accept_new_resets(
     until: Stop,
 ) {
     let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel::<Arc<PasscodeReset>>();
-    // uid → (when a write that failed, not by a conflict, may be tried again; the next backoff).
-    let failed: Arc<std::sync::Mutex<HashMap<String, (std::time::Instant, Duration)>>> =
-        Default::default();
+    // uid → when to try its first status again (a write that failed, not by a conflict, or one
+    // left to a reconcile's write that may fail).
+    let failed: Arc<std::sync::Mutex<HashMap<String, Retry>>> = Default::default();
     let scan = {
         let (resets, failed, accepting) = (resets.clone(), failed.clone(), accepting.clone());
         async move {
@@ -521,7 +521,7 @@ async fn accept_new_resets(
                     failed.retain(|u, _| still.contains(u));
                     failed
                         .iter()
-                        .filter(|(_, (at, _))| *at <= now)
+                        .filter(|(_, retry)| retry.at <= now)
                         .map(|(u, _)| u.clone())
                         .collect()
                 };
@@ -530,10 +530,10 @@ async fn accept_new_resets(
                     // A new version (someone wrote it), or a failed write now due: again.
                     let fresh = handed.get(&u) != Some(&version) || due.contains(&u);
                     if fresh {
-                        if let Some((at, _)) = failed.lock().expect("acceptor failures").get_mut(&u)
-                        {
-                            // Not again before the writer says so.
-                            *at = now + Duration::from_secs(3600);
+                        if let Some(retry) = failed.lock().expect("acceptor failures").get_mut(&u) {
+                            // Not again before the writer of this version says so.
+                            retry.at = now + Duration::from_secs(3600);
+                            retry.version = version.clone();
                         }
                         handed.insert(u, version);
                         if queue.send(r).is_err() {
@@ -569,13 +569,20 @@ async fn accept_new_resets(
                 // fails), or a first status landed that the cache does not show yet.
                 let Some(writing) = accepting.acceptor_begins(&uid, &version) else {
                     if !accepting.landed(&uid, &version) {
-                        let again = std::time::Instant::now() + Duration::from_secs(1);
+                        let again = Retry {
+                            at: std::time::Instant::now() + Duration::from_secs(1),
+                            backoff: Duration::from_secs(1),
+                            version,
+                        };
                         failed
                             .lock()
                             .expect("acceptor failures")
                             .entry(uid)
-                            .and_modify(|(at, _)| *at = again)
-                            .or_insert((again, Duration::from_secs(1)));
+                            .and_modify(|retry| {
+                                retry.at = again.at;
+                                retry.version = again.version.clone();
+                            })
+                            .or_insert(again);
                     }
                     return;
                 };
@@ -595,26 +602,46 @@ async fn accept_new_resets(
                 }
                 let mut failed = failed.lock().expect("acceptor failures");
                 match result {
-                    Ok(_) => {
-                        failed.remove(&uid);
-                    }
+                    // Done with this version (landed, or someone wrote first, or gone); a retry
+                    // booked meanwhile for a newer one stays.
+                    Ok(_) => drop_retry(&mut failed, &uid, &version),
                     Err(kube::Error::Api(s)) if s.is_conflict() || s.is_not_found() => {
-                        failed.remove(&uid);
+                        drop_retry(&mut failed, &uid, &version)
                     }
                     Err(e) => {
                         // Backing off, 1 s doubling to a minute: an API server in trouble is
                         // not hammered (the reset's reconcile writes a status in any case).
-                        let backoff = failed
-                            .get(&uid)
-                            .map_or(Duration::from_secs(1), |(_, b)| (*b * 2).min(Duration::from_secs(60)));
+                        let backoff = failed.get(&uid).map_or(Duration::from_secs(1), |retry| {
+                            (retry.backoff * 2).min(Duration::from_secs(60))
+                        });
                         warn!(error = %e, retry_in = ?backoff, "could not write a first status; trying again");
-                        failed.insert(uid, (std::time::Instant::now() + backoff, backoff));
+                        let at = std::time::Instant::now() + backoff;
+                        failed.insert(uid, Retry { at, backoff, version });
                     }
                 }
             }
         },
     );
     tokio::select! { _ = scan => {}, _ = write => {}, _ = until => {} }
+}
+
+/// When the acceptor tries a reset's first status again.
+struct Retry {
+    at: std::time::Instant,
+    /// The next wait after another failure.
+    backoff: Duration,
+    /// The version the retry is for: a write over an older one that ends does not cancel it.
+    version: String,
+}
+
+/// Forgets `uid`'s retry if it is for `version`.
+fn drop_retry(failed: &mut HashMap<String, Retry>, uid: &str, version: &str) {
+    if failed
+        .get(uid)
+        .is_some_and(|retry| retry.version == version)
+    {
+        failed.remove(uid);
+    }
 }
 
 /// What triggers a reconcile of a reset: a new object, a spec change (generation), or a decision
@@ -752,6 +779,104 @@ mod acceptor_tests {
         assert!(
             puts.load(SeqCst) > 0,
             "the acceptor wrote no first status within 5 s of the reconcile's write failing"
+        );
+    }
+    /// Review (round 3). The acceptor's own write over rv 1 is in flight (a loaded API server:
+    /// 600 ms) when the cache shows rv 2, still without a status (a label edit, or a decision
+    /// annotation, landed first). rv 2 is handed to a second writer, which finds the uid being
+    /// written (by the acceptor itself) and books a retry in a second; then rv 1's write ends in
+    /// a conflict, and its `failed.remove(&uid)` erases that retry. rv 2 is never handed again
+    /// (same version), so the acceptor never writes it: the reset waits for its reconcile, behind
+    /// the AMAPI queue.
+    #[tokio::test]
+    async fn the_acceptors_own_conflict_does_not_drop_the_retry_of_a_newer_version() {
+        crate::install_crypto_provider();
+        // rv 1 (stale by the time it arrives): slow, then a conflict. rv 2: taken.
+        let puts: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let app = axum::Router::new().fallback({
+            let puts = puts.clone();
+            move |method: http::Method, uri: http::Uri, body: axum::body::Bytes| {
+                let puts = puts.clone();
+                async move {
+                    use axum::response::IntoResponse;
+                    if method == http::Method::PUT && uri.path().ends_with("/status") {
+                        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        let rv = v["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned();
+                        puts.lock().unwrap().push(rv.clone());
+                        if rv == "1" {
+                            tokio::time::sleep(Duration::from_millis(600)).await;
+                            let status = serde_json::json!({
+                                "kind": "Status", "apiVersion": "v1", "metadata": {},
+                                "status": "Failure", "reason": "Conflict", "code": 409,
+                                "message": "the object has been modified",
+                            });
+                            return (http::StatusCode::CONFLICT, axum::Json(status))
+                                .into_response();
+                        }
+                        v["metadata"]["resourceVersion"] = "3".into();
+                        return axum::Json(v).into_response();
+                    }
+                    http::StatusCode::NOT_FOUND.into_response()
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client =
+            Client::try_from(Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
+        let dir = std::env::temp_dir().join(format!("acceptor-test-rv2-{}", std::process::id()));
+        let amapi = idle_amapi(&dir).await;
+
+        let reset = |rv: &str| -> PasscodeReset {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+                "kind": "PasscodeReset",
+                "metadata": {"name": "r", "namespace": "ns", "uid": "u1", "resourceVersion": rv},
+                "spec": {"device": "enterprises/E1/devices/d1"},
+            }))
+            .unwrap()
+        };
+        let (store, mut writer) = reflector::store::<PasscodeReset>();
+        writer.apply_watcher_event(&watcher::Event::Apply(reset("1")));
+        let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+        let until: Stop = stopped.map(|_| ()).boxed().shared();
+        let acceptor = tokio::spawn(accept_new_resets(
+            store,
+            client,
+            amapi,
+            Arc::new(Accepting::default()),
+            until,
+        ));
+        // rv 1's write is in flight; then the watch brings rv 2, still without a status.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while puts.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            *puts.lock().unwrap(),
+            ["1"],
+            "the acceptor writes over rv 1"
+        );
+        writer.apply_watcher_event(&watcher::Event::Apply(reset("2")));
+        // rv 1's conflict comes back at 600 ms; a retry booked for rv 2 would be due a second
+        // after it was booked. Five seconds is plenty.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !puts.lock().unwrap().iter().any(|rv| rv == "2")
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = stop.send(());
+        let _ = acceptor.await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            puts.lock().unwrap().iter().any(|rv| rv == "2"),
+            "no first status written over rv 2 within 5 s (writes: {:?})",
+            puts.lock().unwrap()
         );
     }
 }
