@@ -673,12 +673,117 @@ fn error_policy<K>(_: Arc<K>, error: &reconcile::Error, ctx: Arc<Context>) -> Ac
 
 #[cfg(test)]
 mod acceptor_tests {
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 
     use super::*;
-    use crate::reconcile::reset::accepting::Accepting;
+    use crate::reconcile::reset::accepting::{Accepting, FirstStatus};
+
+    /// The acceptor running against a stand-in API server that takes status PUTs: each records
+    /// the resourceVersion it was made over; one over a version in `conflicting` answers 409 after
+    /// 600 ms (a loaded server), any other lands.
+    struct Running {
+        puts: Arc<std::sync::Mutex<Vec<String>>>,
+        cache: reflector::store::Writer<PasscodeReset>,
+        accepting: Arc<Accepting>,
+        stop: Option<futures::channel::oneshot::Sender<()>>,
+        task: tokio::task::JoinHandle<()>,
+        dir: std::path::PathBuf,
+    }
+
+    impl Running {
+        async fn start(name: &str, conflicting: &'static [&'static str]) -> Running {
+            crate::install_crypto_provider();
+            let puts: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+            let app = axum::Router::new().fallback({
+                let puts = puts.clone();
+                move |method: http::Method, uri: http::Uri, body: axum::body::Bytes| {
+                    let puts = puts.clone();
+                    async move {
+                        use axum::response::IntoResponse;
+                        if method != http::Method::PUT || !uri.path().ends_with("/status") {
+                            return http::StatusCode::NOT_FOUND.into_response();
+                        }
+                        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        let rv = v["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned();
+                        puts.lock().unwrap().push(rv.clone());
+                        if conflicting.contains(&rv.as_str()) {
+                            tokio::time::sleep(Duration::from_millis(600)).await;
+                            let status = serde_json::json!({
+                                "kind": "Status", "apiVersion": "v1", "metadata": {},
+                                "status": "Failure", "reason": "Conflict", "code": 409,
+                                "message": "the object has been modified",
+                            });
+                            return (http::StatusCode::CONFLICT, axum::Json(status))
+                                .into_response();
+                        }
+                        v["metadata"]["resourceVersion"] = "100".into();
+                        axum::Json(v).into_response()
+                    }
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            let client =
+                Client::try_from(Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
+            let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+            let amapi = idle_amapi(&dir).await;
+            let (store, cache) = reflector::store::<PasscodeReset>();
+            let accepting = Arc::new(Accepting::default());
+            let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+            let until: Stop = stopped.map(|_| ()).boxed().shared();
+            let task = tokio::spawn(accept_new_resets(
+                store,
+                client,
+                amapi,
+                accepting.clone(),
+                until,
+            ));
+            Running {
+                puts,
+                cache,
+                accepting,
+                stop: Some(stop),
+                task,
+                dir,
+            }
+        }
+
+        /// The watch brings the reset at `rv`, without a status.
+        fn shows(&mut self, rv: &str) {
+            let reset: PasscodeReset = serde_json::from_value(serde_json::json!({
+                "apiVersion": "amapi.passcode-operator.io/v1alpha1",
+                "kind": "PasscodeReset",
+                "metadata": {"name": "r", "namespace": "ns", "uid": "u1", "resourceVersion": rv},
+                "spec": {"device": "enterprises/E1/devices/d1"},
+            }))
+            .unwrap();
+            self.cache
+                .apply_watcher_event(&watcher::Event::Apply(reset));
+        }
+
+        fn puts(&self) -> Vec<String> {
+            self.puts.lock().unwrap().clone()
+        }
+
+        /// Until a PUT over `rv` came, or 5 s passed; whether it came.
+        async fn put_over(&self, rv: &str) -> bool {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !self.puts().iter().any(|p| p == rv) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            self.puts().iter().any(|p| p == rv)
+        }
+
+        async fn stop(mut self) {
+            let _ = self.stop.take().map(|s| s.send(()));
+            let _ = (&mut self.task).await;
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 
     /// An AMAPI client that is never called (the acceptor reads only its queue length).
     async fn idle_amapi(dir: &std::path::Path) -> AmapiClient {
@@ -701,182 +806,52 @@ mod acceptor_tests {
 
     /// Review regression. A reconcile's first-status write is slow (an API server in trouble:
     /// over a second) and then fails. The acceptor looked while it was in flight (retry in 1 s)
-    /// and again a second later: that second look, due, had been parked an hour ahead by the scan
-    /// ("not again before the writer says so"), and the skip's `or_insert` leaves it there. So
-    /// the acceptor does not try again for an hour, and the reset waits for its reconcile's
-    /// requeue, behind every reconcile waiting for AMAPI's rate limit: no status "within a
-    /// moment ... whatever the queue" (README).
+    /// and again a second later, when the scan had parked the retry an hour ahead ("not again
+    /// before the writer says so"). The acceptor must still try again once the reconcile's write
+    /// is over, not leave the reset to its reconcile's requeue behind AMAPI's rate limit.
     #[tokio::test]
     async fn a_slow_failed_reconcile_write_leaves_the_acceptor_trying_again() {
-        crate::install_crypto_provider();
-        // The API server, as far as the acceptor needs one: it takes a status write.
-        let puts = Arc::new(AtomicUsize::new(0));
-        let app = axum::Router::new().fallback({
-            let puts = puts.clone();
-            move |method: http::Method, uri: http::Uri, body: axum::body::Bytes| {
-                let puts = puts.clone();
-                async move {
-                    use axum::response::IntoResponse;
-                    if method == http::Method::PUT && uri.path().ends_with("/status") {
-                        puts.fetch_add(1, SeqCst);
-                        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                        v["metadata"]["resourceVersion"] = "2".into();
-                        return axum::Json(v).into_response();
-                    }
-                    http::StatusCode::NOT_FOUND.into_response()
-                }
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let client =
-            Client::try_from(Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
-        let dir = std::env::temp_dir().join(format!("acceptor-test-{}", std::process::id()));
-        let amapi = idle_amapi(&dir).await;
-
-        let (store, mut writer) = reflector::store::<PasscodeReset>();
-        let reset: PasscodeReset = serde_json::from_value(serde_json::json!({
-            "apiVersion": "amapi.passcode-operator.io/v1alpha1",
-            "kind": "PasscodeReset",
-            "metadata": {"name": "r", "namespace": "ns", "uid": "u1", "resourceVersion": "1"},
-            "spec": {"device": "enterprises/E1/devices/d1"},
-        }))
-        .unwrap();
-        writer.apply_watcher_event(&watcher::Event::Apply(reset));
-        let accepting = Arc::new(Accepting::default());
-        let (stop, stopped) = futures::channel::oneshot::channel::<()>();
-        let until: Stop = stopped.map(|_| ()).boxed().shared();
-        let acceptor = tokio::spawn(accept_new_resets(
-            store,
-            client,
-            amapi,
-            accepting.clone(),
-            until,
-        ));
-
-        // The reconcile's write, in flight for 2.5 s: the acceptor leaves the reset alone.
-        let reconcile::reset::accepting::FirstStatus::Write(in_flight) =
-            accepting.first_status("u1", "1")
-        else {
+        let mut running = Running::start("acceptor-retry", &[]).await;
+        running.shows("1");
+        // The reconcile's write, in flight for 2.5 s (the scenario's time, not a wait for a
+        // race): the acceptor leaves the reset alone meanwhile.
+        let FirstStatus::Write(in_flight) = running.accepting.first_status("u1", "1") else {
             panic!("free")
         };
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        assert_eq!(
-            puts.load(SeqCst),
-            0,
+        assert!(
+            running.puts().is_empty(),
             "the acceptor waits for the reconcile's write"
         );
         // It failed (a 5xx): nothing landed, and the reconcile is requeued behind the queue.
         drop(in_flight);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while puts.load(SeqCst) == 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = stop.send(());
-        let _ = acceptor.await;
-        let _ = std::fs::remove_dir_all(&dir);
+        let wrote = running.put_over("1").await;
+        running.stop().await;
         assert!(
-            puts.load(SeqCst) > 0,
+            wrote,
             "the acceptor wrote no first status within 5 s of the reconcile's write failing"
         );
     }
-    /// Review (round 3). The acceptor's own write over rv 1 is in flight (a loaded API server:
-    /// 600 ms) when the cache shows rv 2, still without a status (a label edit, or a decision
-    /// annotation, landed first). rv 2 is handed to a second writer, which finds the uid being
-    /// written (by the acceptor itself) and books a retry in a second; then rv 1's write ends in
-    /// a conflict, and its `failed.remove(&uid)` erases that retry. rv 2 is never handed again
-    /// (same version), so the acceptor never writes it: the reset waits for its reconcile, behind
-    /// the AMAPI queue.
+
+    /// Review regression (round 3). The acceptor's own write over rv 1 is in flight (600 ms) when
+    /// the cache shows rv 2, still without a status (a label edit, or a decision annotation,
+    /// landed first). rv 2's writer finds the uid being written and books a retry; rv 1's write
+    /// then ends in a conflict, which must not cancel that retry (rv 2 is not handed over again
+    /// otherwise, and the reset would wait for its reconcile behind the AMAPI queue).
     #[tokio::test]
     async fn the_acceptors_own_conflict_does_not_drop_the_retry_of_a_newer_version() {
-        crate::install_crypto_provider();
-        // rv 1 (stale by the time it arrives): slow, then a conflict. rv 2: taken.
-        let puts: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-        let app = axum::Router::new().fallback({
-            let puts = puts.clone();
-            move |method: http::Method, uri: http::Uri, body: axum::body::Bytes| {
-                let puts = puts.clone();
-                async move {
-                    use axum::response::IntoResponse;
-                    if method == http::Method::PUT && uri.path().ends_with("/status") {
-                        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                        let rv = v["metadata"]["resourceVersion"]
-                            .as_str()
-                            .unwrap()
-                            .to_owned();
-                        puts.lock().unwrap().push(rv.clone());
-                        if rv == "1" {
-                            tokio::time::sleep(Duration::from_millis(600)).await;
-                            let status = serde_json::json!({
-                                "kind": "Status", "apiVersion": "v1", "metadata": {},
-                                "status": "Failure", "reason": "Conflict", "code": 409,
-                                "message": "the object has been modified",
-                            });
-                            return (http::StatusCode::CONFLICT, axum::Json(status))
-                                .into_response();
-                        }
-                        v["metadata"]["resourceVersion"] = "3".into();
-                        return axum::Json(v).into_response();
-                    }
-                    http::StatusCode::NOT_FOUND.into_response()
-                }
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let client =
-            Client::try_from(Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
-        let dir = std::env::temp_dir().join(format!("acceptor-test-rv2-{}", std::process::id()));
-        let amapi = idle_amapi(&dir).await;
-
-        let reset = |rv: &str| -> PasscodeReset {
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "amapi.passcode-operator.io/v1alpha1",
-                "kind": "PasscodeReset",
-                "metadata": {"name": "r", "namespace": "ns", "uid": "u1", "resourceVersion": rv},
-                "spec": {"device": "enterprises/E1/devices/d1"},
-            }))
-            .unwrap()
-        };
-        let (store, mut writer) = reflector::store::<PasscodeReset>();
-        writer.apply_watcher_event(&watcher::Event::Apply(reset("1")));
-        let (stop, stopped) = futures::channel::oneshot::channel::<()>();
-        let until: Stop = stopped.map(|_| ()).boxed().shared();
-        let acceptor = tokio::spawn(accept_new_resets(
-            store,
-            client,
-            amapi,
-            Arc::new(Accepting::default()),
-            until,
-        ));
-        // rv 1's write is in flight; then the watch brings rv 2, still without a status.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while puts.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(
-            *puts.lock().unwrap(),
-            ["1"],
-            "the acceptor writes over rv 1"
-        );
-        writer.apply_watcher_event(&watcher::Event::Apply(reset("2")));
-        // rv 1's conflict comes back at 600 ms; a retry booked for rv 2 would be due a second
-        // after it was booked. Five seconds is plenty.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !puts.lock().unwrap().iter().any(|rv| rv == "2")
-            && std::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = stop.send(());
-        let _ = acceptor.await;
-        let _ = std::fs::remove_dir_all(&dir);
+        let mut running = Running::start("acceptor-rv2", &["1"]).await;
+        running.shows("1");
+        assert!(running.put_over("1").await, "the acceptor writes over rv 1");
+        running.shows("2");
+        // rv 1's conflict comes back at 600 ms; a retry booked for rv 2 is due a second after it
+        // was booked: 5 s is plenty.
+        let wrote = running.put_over("2").await;
+        let puts = running.puts();
+        running.stop().await;
         assert!(
-            puts.lock().unwrap().iter().any(|rv| rv == "2"),
-            "no first status written over rv 2 within 5 s (writes: {:?})",
-            puts.lock().unwrap()
+            wrote,
+            "no first status written over rv 2 within 5 s (writes: {puts:?})"
         );
     }
 }
